@@ -1,0 +1,119 @@
+"""Hugging Face transformers backend: one base model, many LoRA adapters, mixed in one batch.
+
+Rows are sorted by prompt length and cut into batches of `backend.batch_size`; every row names its own adapter
+(peft's `adapter_names`), so all agents of a debate round share each forward pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from debate_ft.backends import Completion, Request
+from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.models import HostedModel, host, set_threads
+
+BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
+
+
+class HFBackend:
+    def __init__(self, hosted: HostedModel, batch_size: int = 64, system_prompt: str | None = None):
+        self.hosted = hosted
+        self.tokenizer = hosted.tokenizer
+        self.batch_size = batch_size
+        self.system_prompt = system_prompt
+        self.generated_tokens = 0
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, backend: BackendConfig) -> "HFBackend":
+        set_threads(backend.threads)
+        hosted = host(model, backend.device, backend.dtype)
+        return cls(hosted, backend.batch_size, model.system_prompt)
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        self.hosted.load_adapter(name, path)
+
+    def adapters(self) -> list[str]:
+        return self.hosted.adapters()
+
+    def prompt_ids(self, messages) -> list[int]:
+        messages = list(messages)
+        if self.system_prompt is not None and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": self.system_prompt}, *messages]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _batches(self, rows: list[list[int]], desc: str):
+        """Index batches of similar length (less padding), with a progress bar over rows."""
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        with tqdm(total=len(rows), desc=desc, unit="row", leave=False, disable=len(rows) == 0) as bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                yield batch
+                bar.update(len(batch))
+
+    def _pad(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+        padded = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
+        return {key: value.to(self.hosted.device) for key, value in padded.items()}
+
+    def _adapter_kwargs(self, requests: Sequence[Request]) -> dict:
+        if self.hosted.peft is None:
+            return {}
+        return {"adapter_names": [self.hosted.internal_name(r.adapter) if r.adapter else BASE for r in requests]}
+
+    @torch.inference_mode()
+    def generate(
+        self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
+    ) -> list[Completion]:
+        torch.manual_seed(seed)
+        prompts = [self.prompt_ids(r.messages) for r in requests]
+        results: list[Completion | None] = [None] * len(requests)
+        sample = sampling.temperature > 0
+        options = dict(
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=None,  # the paper samples with temperature and top-p only
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        for batch in self._batches(prompts, desc):
+            inputs = self._pad([prompts[i] for i in batch])
+            output = self.hosted.module.generate(
+                **inputs, **options, **self._adapter_kwargs([requests[i] for i in batch])
+            )
+            for row, index in zip(output[:, inputs["input_ids"].shape[1] :].tolist(), batch):
+                results[index] = self._completion(row)
+        self.generated_tokens += sum(c.tokens for c in results)
+        return results
+
+    def _completion(self, tokens: list[int]) -> Completion:
+        eos = self.tokenizer.eos_token_id
+        length = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+        return Completion(self.tokenizer.decode(tokens[:length], skip_special_tokens=True).strip(), length)
+
+    @torch.inference_mode()
+    def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
+        eos = [self.tokenizer.eos_token_id]
+        prompts = [self.prompt_ids(r.messages) for r in requests]
+        answers = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
+        rows = [p + a for p, a in zip(prompts, answers)]
+        results: list[list[float] | None] = [None] * len(rows)
+        self.tokenizer.padding_side = "right"  # completions then sit at known offsets
+        try:
+            for batch in self._batches(rows, "score"):
+                inputs = self._pad([rows[i] for i in batch])
+                logits = self.hosted.module(**inputs, **self._adapter_kwargs([requests[i] for i in batch])).logits
+                logps = torch.log_softmax(logits.float(), dim=-1)
+                for offset, index in enumerate(batch):
+                    start, end = len(prompts[index]), len(rows[index])
+                    targets = inputs["input_ids"][offset, start:end]
+                    picked = logps[offset, start - 1 : end - 1].gather(-1, targets[:, None])[:, 0]
+                    results[index] = picked.tolist()
+        finally:
+            self.tokenizer.padding_side = "left"
+        return results

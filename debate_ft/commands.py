@@ -1,0 +1,41 @@
+"""What each CLI command does, given a validated config and its run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from debate_ft.backends import make_backend
+from debate_ft.config import EVAL_METHODS, Config, require_method
+from debate_ft.debate import Society
+from debate_ft.evaluate import evaluate as evaluate_stage
+from debate_ft.evaluate import print_rows, run_debate
+from debate_ft.metrics import score
+from debate_ft.tasks import get_task
+
+
+def debate(config: Config, run_dir: Path) -> None:
+    task = get_task(config.dataset)
+    backend = make_backend(config.backend, config.model)
+    split = config.debate.split
+    records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
+    result = score(records, task, "debate")
+    Console().print(
+        f"{len(records)} {split} questions debated -> {run_dir}/iter0; debate accuracy "
+        f"{result['accuracy']:.3f} ± {result['stderr']:.3f} (n={result['n']}, no answer: {result['no_answer']})"
+    )
+
+
+def evaluate(config: Config, run_dir: Path) -> None:
+    method = require_method(config, EVAL_METHODS, "all")
+    task = get_task(config.dataset)
+    backend = make_backend(config.backend, config.model)
+    rows = evaluate_stage(config, task, backend, Society.base(config.agents.n), run_dir, 0, method)
+    print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
+
+
+def iterate(config: Config, run_dir: Path) -> None:
+    from debate_ft.iterate import iterate as run_iterations
+
+    run_iterations(config, run_dir)

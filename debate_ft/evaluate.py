@@ -1,0 +1,79 @@
+"""Evaluation: debate the test questions and score base, majority and debate accuracy into metrics.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from debate_ft.backends import Backend
+from debate_ft.config import Config
+from debate_ft.debate import Debate, Society, derive_seed
+from debate_ft.metrics import score
+from debate_ft.runs import upsert_rows
+from debate_ft.tasks import Task
+
+METRICS_FILE = "metrics.csv"
+METRIC_KEY = ["iteration", "split", "method"]
+
+
+def shape(method: str, config: Config) -> tuple[int, int]:
+    """(agents, rounds) a method needs; `all` runs the full debate and scores all three from it."""
+    agents, rounds = config.agents.n, config.debate.rounds
+    return {"base": (1, 1), "majority": (agents, 1), "debate": (agents, rounds), "all": (agents, rounds)}[method]
+
+
+def transcript_path(run_dir: Path, iteration: int, split: str, agents: int, rounds: int, summarize: bool) -> Path:
+    suffix = "_summary" if summarize and rounds > 1 and agents > 1 else ""
+    return run_dir / f"iter{iteration}" / f"{split}_{agents}x{rounds}{suffix}.jsonl"
+
+
+def run_debate(
+    config: Config, task: Task, backend: Backend, society: Society, run_dir: Path, iteration: int, split: str, method: str
+) -> list[dict]:
+    agents, rounds = shape(method, config)
+    society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
+    path = transcript_path(run_dir, iteration, split, agents, rounds, config.debate.summarize)
+    debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation)
+    return debate.run(task.load(split), path, derive_seed(config.seed, split), config.debate.chunk_size)
+
+
+def evaluate(
+    config: Config, task: Task, backend: Backend, society: Society, run_dir: Path, iteration: int, method: str, **extra
+) -> list[dict]:
+    records = run_debate(config, task, backend, society, run_dir, iteration, "test", method)
+    agents, rounds = shape(method, config)
+    rows = [
+        {
+            "iteration": iteration,
+            "dataset": config.dataset.name,
+            "split": "test",
+            "method": scored,
+            "agents": agents if scored != "base" else 1,
+            "rounds": rounds if scored == "debate" else 1,
+            **score(records, task, scored),
+            **extra,
+        }
+        for scored in (("base", "majority", "debate") if method == "all" else (method,))
+    ]
+    upsert_rows(run_dir / METRICS_FILE, rows, METRIC_KEY)
+    return rows
+
+
+def print_rows(rows: list[dict], title: str) -> None:
+    table = Table(title=title)
+    for column in ("iter", "method", "agents", "rounds", "n", "accuracy ± se", "no answer", "consensus"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["iteration"]),
+            str(row["method"]),
+            str(row["agents"]),
+            str(row["rounds"]),
+            str(row["n"]),
+            f"{row['accuracy']:.3f} ± {row['stderr']:.3f}",
+            str(row["no_answer"]),
+            f"{row['consensus']:.2f}",
+        )
+    Console().print(table)
