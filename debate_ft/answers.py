@@ -49,6 +49,8 @@ def normalize_number(token: str) -> str | None:
         value = Decimal(cleaned)
     except InvalidOperation:
         return None
+    if value == 0:
+        return "0"  # Decimal keeps the sign of "-0"
     if value == value.to_integral_value():
         return str(value.quantize(Decimal(1)))
     return format(value.normalize(), "f")

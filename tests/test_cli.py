@@ -1,0 +1,67 @@
+"""The CLI end to end on the fake backend, in subprocesses like a user's shell."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "debate_ft", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
+    args = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=12", f"run.root={tmp_path}", "run.name=r"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    assert list(metrics["method"]) == ["base", "majority", "debate"]
+    assert set(metrics["n"]) == {12} and {"accuracy", "stderr", "no_answer", "consensus"} <= set(metrics.columns)
+    assert (tmp_path / "r" / "config.yaml").exists() and (tmp_path / "r" / "iter0" / "test_3x2.jsonl").exists()
+    assert "accuracy" in first.stdout
+    assert cli(*args).returncode == 0
+    assert pd.read_csv(tmp_path / "r" / "metrics.csv").equals(metrics)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    base = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=4", f"run.root={tmp_path}", "run.name=r"]
+    assert cli(*base).returncode == 0
+    changed = cli(*base, "agents.n=2")
+    assert changed.returncode == 2 and "agents.n" in changed.stderr
+
+
+def test_debate_command_writes_a_transcript(tmp_path):
+    result = cli("debate", "+dataset=arithmetic", "backend=fake", "dataset.train_size=3", "debate.split=train",
+                 "agents.n=2", "debate.rounds=3", f"run.root={tmp_path}", "run.name=d")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "d" / "iter0" / "train_2x3.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and len(records[0]["turns"]) == 6
+    assert {"id", "question", "gold", "answer", "consensus", "correct"} <= records[0].keys()
+    assert {"round", "agent", "role", "prompt", "response", "answer"} <= records[0]["turns"][0].keys()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "backend=fake"], "add +dataset=<name>"),
+        (["evaluate", "+dataset=arithmetic", "backend=fake", "method=best"], "method must be one of all, base"),
+        (["evaluate", "+dataset=nope"], "Available options in 'dataset'"),
+        (["nonsense"], "unknown command"),
+    ],
+)
+def test_errors_are_clear(tmp_path, args, message):
+    result = cli(*args, f"run.root={tmp_path}")
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_data_names_file_and_line(tmp_path):
+    (tmp_path / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
+    result = cli("evaluate", "+dataset=gsm", "backend=fake", f"dataset.path={tmp_path / 'test.jsonl'}",
+                 f"run.root={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'test.jsonl'}:2: malformed JSON (Expecting value)"

@@ -1,0 +1,79 @@
+"""Integration on a tiny random Llama: batching and per-row adapters change nothing but speed."""
+
+import pytest
+import torch
+from peft import LoraConfig
+
+from debate_ft.backends import Request
+from debate_ft.backends.hf import HFBackend
+from debate_ft.config import GenerationConfig
+from debate_ft.models import host
+
+GREEDY = GenerationConfig(max_new_tokens=12, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def random_adapters(tiny_model_config, tmp_path_factory):
+    """Two LoRA adapters with random (non-zero) weights, saved as PEFT directories."""
+    hosted = host(tiny_model_config, device="cpu")
+    paths = {}
+    for index, name in enumerate(("a", "b")):
+        torch.manual_seed(index)
+        hosted.add_adapter(name, LoraConfig(r=4, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
+        paths[name] = tmp_path_factory.mktemp("adapters") / name
+        hosted.save_adapter(name, paths[name])
+    return paths
+
+
+def backend_with(tiny_model_config, adapters, batch_size):
+    backend = HFBackend(host(tiny_model_config, device="cpu"), batch_size=batch_size)
+    for name, path in adapters.items():
+        backend.load_adapter(name, path)
+    return backend
+
+
+def requests():
+    prompts = ["What is 2+3?", "Name a colour.", "A much longer question about the weather in spring time?", "Hi"]
+    adapters = ["a", "b", None, "a", "b", None]
+    return [Request([{"role": "user", "content": p}], adapter) for p in prompts for adapter in adapters[:3]]
+
+
+def test_saved_adapter_is_a_plain_peft_directory(random_adapters):
+    files = {p.name for p in random_adapters["a"].iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= files
+
+
+def test_batched_mixed_adapters_equal_one_at_a_time(tiny_model_config, random_adapters):
+    batched = backend_with(tiny_model_config, random_adapters, batch_size=16).generate(requests(), GREEDY, seed=0)
+    single = backend_with(tiny_model_config, random_adapters, batch_size=1)
+    alone = [single.generate([r], GREEDY, seed=0)[0] for r in requests()]
+    assert [c.text for c in batched] == [c.text for c in alone]
+    by_adapter = {r.adapter: c.text for r, c in zip(requests()[:3], batched[:3])}
+    assert len(set(by_adapter.values())) == 3  # the adapters really change what is generated
+
+
+def test_logprobs_batched_equal_single_and_follow_the_adapter(tiny_model_config, random_adapters):
+    backend = backend_with(tiny_model_config, random_adapters, batch_size=16)
+    completions = ["Five.", "Red", "Sunny and mild, mostly.", "Hello there"] * 3
+    reqs = requests()[: len(completions)]
+    batched = backend.logprobs(reqs, completions)
+    backend.batch_size = 1
+    single = backend.logprobs(reqs, completions)
+    for a, b in zip(batched, single):
+        assert a == pytest.approx(b, abs=1e-4)
+    assert batched[0] != pytest.approx(backend.logprobs([Request(reqs[0].messages, "b")], completions[:1])[0])
+
+
+def test_replacing_an_adapter_serves_the_new_weights(tiny_model_config, random_adapters):
+    backend = backend_with(tiny_model_config, {"x": random_adapters["a"]}, batch_size=4)
+    request = [Request([{"role": "user", "content": "What is 2+3?"}], "x")]
+    as_a = backend.generate(request, GREEDY, seed=0)[0].text
+    backend.load_adapter("x", random_adapters["b"])
+    assert backend.adapters() == ["x"]
+    assert backend.generate(request, GREEDY, seed=0)[0].text != as_a
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_backend):
+    sampled = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9)
+    reqs = requests()[:4:3]
+    assert tiny_backend.generate(reqs, sampled, seed=5) == tiny_backend.generate(reqs, sampled, seed=5)

@@ -1,0 +1,29 @@
+import math
+
+import pytest
+
+from debate_ft.config import DatasetConfig
+from debate_ft.metrics import mean_stderr, score
+from debate_ft.tasks import get_task
+
+
+def test_mean_stderr_uses_sample_std():
+    mean, stderr = mean_stderr([1.0, 0.0, 1.0, 0.0])
+    assert mean == 0.5 and stderr == pytest.approx(math.sqrt((4 * 0.25 / 3) / 4))
+    assert math.isnan(mean_stderr([1.0])[1]) and math.isnan(mean_stderr([])[0])
+
+
+def turn(round_, agent, answer):
+    return {"round": round_, "agent": agent, "answer": answer}
+
+
+def test_score_keeps_unanswered_questions_in_the_denominator():
+    task = get_task(DatasetConfig(name="arithmetic"))
+    records = [
+        {"gold": "5", "turns": [turn(1, 0, "5"), turn(1, 1, "4"), turn(1, 2, "4"), turn(2, 0, "5"), turn(2, 1, "5"), turn(2, 2, None)]},
+        {"gold": "7", "turns": [turn(1, 0, None), turn(1, 1, None), turn(1, 2, None), turn(2, 0, None), turn(2, 1, None), turn(2, 2, None)]},
+    ]
+    base, majority, debate = (score(records, task, m) for m in ("base", "majority", "debate"))
+    assert base["accuracy"] == 0.5 and base["n"] == 2 and base["no_answer"] == 1
+    assert majority["accuracy"] == 0.0 and majority["consensus"] == pytest.approx((2 / 3 + 0) / 2)
+    assert debate["accuracy"] == 0.5 and debate["no_answer"] == 1 and debate["consensus"] == pytest.approx(1 / 3)

@@ -1,0 +1,22 @@
+"""The embedded SmolLM2-135M for real (minutes): make test-slow."""
+
+import pytest
+
+from debate_ft.backends import make_backend
+from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig
+from debate_ft.debate import Debate, Society
+from debate_ft.metrics import score
+from debate_ft.tasks import get_task
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_question_debate_on_the_embedded_model(tmp_path):
+    task = get_task(DatasetConfig(name="arithmetic", operands=2, max_value=9, test_size=2))
+    backend = make_backend(BackendConfig(threads=2), ModelConfig())
+    debate = Debate(task, backend, Society.base(2), 2, False, GenerationConfig(max_new_tokens=48, temperature=0.7))
+    records = debate.run(task.load("test"), tmp_path / "t.jsonl", seed=0, chunk_size=2)
+    assert len(records) == 2 and all(len(r["turns"]) == 4 for r in records)
+    assert all(t["response"] and t["tokens"] > 0 for r in records for t in r["turns"])
+    result = score(records, task, "debate")
+    assert result["n"] == 2 and 0 <= result["accuracy"] <= 1
