@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from debate_ft.backends import Backend
 from debate_ft.config import Config
 from debate_ft.debate import Debate, Society, derive_seed
 from debate_ft.metrics import score
+from debate_ft.report import print_table
 from debate_ft.runs import upsert_rows
 from debate_ft.tasks import Task
 
@@ -62,18 +60,5 @@ def evaluate(
 
 
 def print_rows(rows: list[dict], title: str) -> None:
-    table = Table(title=title)
-    for column in ("iter", "method", "agents", "rounds", "n", "accuracy ± se", "no answer", "consensus"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            str(row["iteration"]),
-            str(row["method"]),
-            str(row["agents"]),
-            str(row["rounds"]),
-            str(row["n"]),
-            f"{row['accuracy']:.3f} ± {row['stderr']:.3f}",
-            str(row["no_answer"]),
-            f"{row['consensus']:.2f}",
-        )
-    Console().print(table)
+    columns = ["iteration", "method", "agents", "rounds", "n", "accuracy ± se", "no_answer", "consensus"]
+    print_table(rows, columns, title)

@@ -8,6 +8,7 @@ vLLM and other engines see an ordinary model directory.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -72,6 +73,14 @@ def model_dir(config: ModelConfig) -> str:
             if not (target / "config.json").exists():  # lost a race with another process: fine if it won
                 raise
     return str(target)
+
+
+def with_system(messages, system_prompt: str | None) -> list[dict]:
+    """The conversation as the model sees it: the configured system message first, if any."""
+    messages = list(messages)
+    if system_prompt is not None and (not messages or messages[0]["role"] != "system"):
+        return [{"role": "system", "content": system_prompt}, *messages]
+    return messages
 
 
 def pick_device(device: str) -> torch.device:
@@ -213,6 +222,16 @@ class HostedModel:
                 for item in nested.iterdir():
                     item.rename(temporary / item.name)
                 nested.rmdir()
+            _sort_target_modules(temporary / "adapter_config.json")
+
+
+def _sort_target_modules(path: Path) -> None:
+    """peft writes "all-linear" targets in set order, which changes between processes; sorting makes equal
+    adapters byte-identical on disk."""
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def host(config: ModelConfig, device: str = "auto", dtype: str = "auto") -> HostedModel:

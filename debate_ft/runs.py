@@ -103,6 +103,7 @@ def upsert_rows(path: Path, rows: list[dict], key: list[str]) -> pd.DataFrame:
             new_keys = set(new[key].astype(str).agg("|".join, axis=1))
             old = old[~old_keys.isin(new_keys)]
         new = pd.concat([old, new], ignore_index=True)
+    new = new.convert_dtypes()  # integer columns stay integers beside missing values
     with atomic_path(path) as temporary:
         new.to_csv(temporary, index=False)
     return new

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from debate_ft.backends import Completion, Request
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
-from debate_ft.models import HostedModel, host, set_threads
+from debate_ft.models import HostedModel, host, set_threads, with_system
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 
@@ -40,9 +40,7 @@ class HFBackend:
         return self.hosted.adapters()
 
     def prompt_ids(self, messages) -> list[int]:
-        messages = list(messages)
-        if self.system_prompt is not None and messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": self.system_prompt}, *messages]
+        messages = with_system(messages, self.system_prompt)
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 

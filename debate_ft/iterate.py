@@ -1,0 +1,141 @@
+"""`iterate`: K iterations of debate -> majority labels -> per-adapter fine-tuning -> evaluation.
+
+Iteration 0 scores the base society (base, majority, debate) on the test split. Iteration k >= 1 debates the
+train split with the iteration k-1 society, labels it by majority vote, trains every adapter on its own set
+and evaluates the new society on the test split. Every step reads and writes files under iter<k>/, so a
+re-run of the same command continues at the first unfinished step:
+  iter<k>/train_<N>x<M>.jsonl   train debate (appended question by question)
+  iter<k>/data/                 one dataset per adapter + sizes.json (written last: the step's marker)
+  iter<k>/adapters/<name>/      one PEFT adapter per trained agent (renamed into place when complete)
+  iter<k>/test_<N>x<M>.jsonl    test debate; its scores go to metrics.csv, one row per (iteration, method)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from debate_ft.backends import make_backend
+from debate_ft.backends.hf import HFBackend
+from debate_ft.config import FT_METHODS, Config, require_method
+from debate_ft.debate import Society, derive_seed
+from debate_ft.evaluate import evaluate, print_rows, run_debate
+from debate_ft.models import HostedModel, host
+from debate_ft.sft_data import SHARED, SINGLE_ADAPTER_METHODS, critic, generator, label_debates, load_sets, save_sets
+from debate_ft.star import star_examples
+from debate_ft.tasks import get_task
+from debate_ft.train import train_adapter
+
+log = logging.getLogger(__name__)
+
+
+def iterate(config: Config, run_dir: Path) -> None:
+    method = require_method(config, FT_METHODS, "multiagent_ft")
+    if method == "no_summary":
+        config = replace(config, debate=replace(config.debate, summarize=False))
+    Iterations(config, run_dir, method).run()
+
+
+class Iterations:
+    def __init__(self, config: Config, run_dir: Path, method: str):
+        self.config, self.run_dir, self.method = config, run_dir, method
+        self.task = get_task(config.dataset)
+        self.backend = make_backend(config.backend, config.model)
+        self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
+        self._trainer: HostedModel | None = None
+
+    @property
+    def trainer(self) -> HostedModel:
+        """The HF backend serves and trains one shared model; other engines get an HF copy to train."""
+        if isinstance(self.backend, HFBackend):
+            return self.backend.hosted
+        if self._trainer is None:
+            self._trainer = host(self.config.model, self.config.backend.device, self.config.backend.dtype)
+        return self._trainer
+
+    def society(self) -> Society:
+        n, ids = self.config.agents.n, self.method == "agent_id"
+        if self.method in SINGLE_ADAPTER_METHODS:
+            shared = SHARED if SHARED in self.adapters else None
+            return Society((shared,) * n, (shared,) * n, ids)
+        served = lambda name: name if name in self.adapters else None  # noqa: E731
+        critics = (None,) * n if self.method == "no_critic" else tuple(served(critic(i)) for i in range(n))
+        return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
+
+    def run(self) -> None:
+        rows = evaluate(self.config, self.task, self.backend, self.society(), self.run_dir, 0, "all", ft_method=self.method)
+        for k in range(1, self.config.iterations + 1):
+            folder = self.run_dir / f"iter{k}"
+            plan, sizes = load_sets(folder / "data") or self.collect(k)
+            self.train(k, plan)
+            extra = summary(plan, sizes)
+            rows += evaluate(
+                self.config, self.task, self.backend, self.society(), self.run_dir, k, "all", ft_method=self.method, **extra
+            )
+        print_rows(rows, f"{self.config.dataset.name} test, {self.method}, {self.config.model.name} ({self.run_dir})")
+
+    def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:
+        """Debate the train split with the current society and turn it into per-adapter sets."""
+        config, society = self.config, self.society()
+        if self.method == "star":
+            records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
+            seed = derive_seed(config.seed, k, "star")
+            examples = star_examples(
+                self.task, self.backend, records, self.task.load("train"), society.generators[0], config.generation, seed
+            )
+            kinds = [e["kind"] for e in examples]
+            plan = {SHARED: examples}
+            sizes = [{"agent": 0, "rationale": kinds.count("rationale"), "rationalized": kinds.count("rationalized")}]
+        else:
+            records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
+            plan, sizes = label_debates(
+                self.method, records, self.task, config.agents.n, config.train.critic_mix,
+                config.train.critic_size, derive_seed(config.seed, k, "labels"),
+            )
+        save_sets(self.run_dir / f"iter{k}" / "data", plan, sizes)
+        show_sizes(k, sizes, plan)
+        return plan, sizes
+
+    def train(self, k: int, plan: dict[str, list[dict]]) -> None:
+        """Train every adapter with data (one after another, one shared base); the rest keep theirs."""
+        for name, examples in plan.items():
+            out = self.run_dir / f"iter{k}" / "adapters" / name
+            if not examples:
+                log.info("iteration %d: %s has no examples and keeps %s", k, name, self.adapters.get(name, "the base model"))
+                continue
+            if not (out / "adapter_config.json").exists():
+                init = self.adapters.get(name) if self.config.train.init == "previous" else None
+                seed = derive_seed(self.config.seed, k, name)
+                train_adapter(self.trainer, examples, out, self.config.train, seed, init, self.config.model.system_prompt)
+            self.adapters[name] = out
+        for name, path in self.adapters.items():
+            self.backend.load_adapter(name, path)
+
+
+def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:
+    """Dataset sizes that go beside the accuracy in metrics.csv."""
+    return {
+        "gen_examples": sum(s.get("generator", 0) for s in sizes),
+        "critic_examples": sum(s.get("critic", 0) for s in sizes),
+        "train_examples": sum(len(examples) for examples in plan.values()),
+        "adapters_trained": sum(bool(examples) for examples in plan.values()),
+    }
+
+
+def show_sizes(k: int, sizes: list[dict], plan: dict[str, list[dict]]) -> None:
+    columns = [c for c in sizes[0] if c != "critic_note"] if sizes else []
+    table = Table(title=f"iteration {k}: fine-tuning data per agent")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in sizes:
+        table.add_row(*(str(row[c]) for c in columns))
+    console = Console()
+    console.print(table)
+    console.print("examples per adapter: " + ", ".join(f"{name} {len(e)}" for name, e in plan.items()))
+    for row in sizes:
+        if row.get("critic_note"):
+            console.print(f"agent {row['agent']} critic set: {row['critic_note']}")

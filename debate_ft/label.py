@@ -1,0 +1,102 @@
+"""Labels without ground truth: the last round's majority y_hat, and each agent's own fine-tuning examples.
+
+For agent i and a question with y_hat:
+- generator set D_G,i: its round-1 conversation, when its round-1 answer == y_hat;
+- critic pool: its whole conversation, when its last-round answer == y_hat, split into
+  D_C- (its round-1 answer != y_hat: it was corrected) and D_C+ (right all along).
+The critic set mixes a fraction w from D_C- and 1-w from D_C+ (seeded); a short side is taken whole and
+the other side fills the gap, and the shortfall is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from debate_ft.debate import conversation
+from debate_ft.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentExamples:
+    generator: list[dict] = field(default_factory=list)
+    corrected: list[dict] = field(default_factory=list)  # D_C-
+    kept: list[dict] = field(default_factory=list)  # D_C+
+
+
+def _agrees(task: Task, answer: str | None, label: str | None) -> bool:
+    return answer is not None and label is not None and task.equivalent(answer, label)
+
+
+def example(record: dict, agent: int, upto_round: int, kind: str) -> dict:
+    turns = [t for t in record["turns"] if t["round"] <= upto_round]
+    return {"messages": conversation(turns, agent), "question_id": record["id"], "agent": agent, "kind": kind}
+
+
+def split_by_agent(records: Sequence[dict], task: Task, agents: int) -> list[AgentExamples]:
+    """Every agent's D_G, D_C- and D_C+ from debate transcripts, labelled by each record's final vote."""
+    data = [AgentExamples() for _ in range(agents)]
+    for record in records:
+        label = record["answer"]  # the majority of the last round: no ground truth is used
+        last = max(t["round"] for t in record["turns"])
+        for turn in record["turns"]:
+            if turn["round"] != 1:
+                continue
+            agent, first_right = turn["agent"], _agrees(task, turn["answer"], label)
+            if first_right:
+                data[agent].generator.append(example(record, agent, 1, "generator"))
+            if last == 1:
+                continue  # no critic rounds, no critic data
+            final = next(t for t in record["turns"] if t["round"] == last and t["agent"] == agent)
+            if _agrees(task, final["answer"], label):
+                side = data[agent].kept if first_right else data[agent].corrected
+                side.append(example(record, agent, last, "kept" if first_right else "corrected"))
+    return data
+
+
+def mix_critic(corrected: list, kept: list, w: float, size: int, rng: random.Random) -> tuple[list, str | None]:
+    """`size` examples, round(w*size) from `corrected` and the rest from `kept`, sampled without
+    replacement; a short side is taken whole and the other fills in. Returns (examples, shortfall note)."""
+    want_corrected = round(w * size)
+    take_corrected = min(want_corrected, len(corrected))
+    take_kept = min(size - take_corrected, len(kept))
+    take_corrected = min(size - take_kept, len(corrected))  # kept may have been short: corrected fills in
+    note = None
+    if (take_corrected, take_kept) != (want_corrected, size - want_corrected):
+        note = (
+            f"wanted {want_corrected} corrected + {size - want_corrected} kept, "
+            f"had {len(corrected)} + {len(kept)}: took {take_corrected} + {take_kept}"
+        )
+    return rng.sample(corrected, take_corrected) + rng.sample(kept, take_kept), note
+
+
+@dataclass
+class AgentSets:
+    generator: list[dict]
+    critic: list[dict]
+    sizes: dict
+
+
+def agent_sets(
+    data: list[AgentExamples], w: float, critic_size: int | None, seed: int
+) -> list[AgentSets]:
+    """Each agent's generator set and mixed critic set (default size: its generator set's), with sizes."""
+    sets = []
+    for agent, examples in enumerate(data):
+        size = critic_size if critic_size is not None else len(examples.generator)
+        critic, note = mix_critic(examples.corrected, examples.kept, w, size, random.Random(f"{seed}:{agent}"))
+        if note:
+            log.info("agent %d critic set: %s", agent, note)
+        sizes = {
+            "generator": len(examples.generator),
+            "corrected": len(examples.corrected),
+            "kept": len(examples.kept),
+            "critic": len(critic),
+            "critic_note": note or "",
+        }
+        sets.append(AgentSets(examples.generator, critic, sizes))
+    return sets

@@ -1,0 +1,106 @@
+"""`iterate` end to end: fake backend for the debates, the tiny random Llama for the LoRA training."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from debate_ft.cli import CONF_DIR
+from debate_ft.config import load
+from debate_ft.iterate import iterate
+from debate_ft.runs import read_records
+
+SMALL = ["dataset.train_size=8", "dataset.test_size=4", "train.epochs=1", "train.batch_size=4", "agents.n=2"]
+
+
+def settings(tiny_model_dir, run_dir, *extra):
+    return ["+dataset=arithmetic", "backend=fake", "model=local", f"model.path={tiny_model_dir}",
+            f"run.root={run_dir.parent}", f"run.name={run_dir.name}", *SMALL, *extra]
+
+
+def run_in_process(tiny_model_dir, run_dir, *extra):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = load(compose("config", overrides=settings(tiny_model_dir, run_dir, *extra)))
+    iterate(config, run_dir)
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+def test_two_iterations_train_every_agent_and_log_sizes(tiny_model_dir, tmp_path):
+    metrics = run_in_process(tiny_model_dir, tmp_path / "run", "iterations=2")
+    assert list(metrics["iteration"]) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert set(metrics["method"]) == {"base", "majority", "debate"} and set(metrics["n"]) == {4}
+    trained = metrics[metrics["iteration"] == 1].iloc[0]
+    assert trained["train_examples"] > 0 and trained["ft_method"] == "multiagent_ft"
+    adapters = sorted(p.name for p in (tmp_path / "run" / "iter1" / "adapters").iterdir())
+    assert adapters == ["crit0", "crit1", "gen0", "gen1"][: len(adapters)] and len(adapters) >= 2
+    from datasets import load_from_disk
+
+    gen0 = load_from_disk(str(tmp_path / "run" / "iter1" / "data" / "gen0"))
+    assert gen0[0]["messages"][-1]["role"] == "assistant"
+    assert len(read_records(tmp_path / "run" / "iter1" / "data" / "gen0.jsonl")) == len(gen0)
+
+
+@pytest.mark.parametrize("method", ["majority_ft", "no_critic", "agent_id", "star"])
+def test_baselines_run(tiny_model_dir, tmp_path, method):
+    metrics = run_in_process(tiny_model_dir, tmp_path / method, "iterations=1", f"method={method}")
+    assert set(metrics["ft_method"]) == {method} and len(metrics) == 6
+    adapters = {p.name for p in (tmp_path / method / "iter1" / "adapters").iterdir()}
+    expected = {"shared"} if method != "no_critic" else {"gen0", "gen1"}
+    assert adapters <= expected and adapters
+
+
+def test_a_finished_run_is_not_repeated(tiny_model_dir, tmp_path):
+    first = run_in_process(tiny_model_dir, tmp_path / "run", "iterations=1")
+    stamp = (tmp_path / "run" / "iter1" / "adapters" / "gen0").stat().st_mtime_ns
+    again = run_in_process(tiny_model_dir, tmp_path / "run", "iterations=1")
+    assert first.equals(again)
+    assert (tmp_path / "run" / "iter1" / "adapters" / "gen0").stat().st_mtime_ns == stamp
+
+
+def cli(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "debate_ft", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def snapshot(run_dir):
+    """Everything a run produced that must not depend on being interrupted."""
+    files = {}
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and ".hydra" not in path.parts and path.suffix != ".log" and path.name != "config.yaml":
+            files[str(path.relative_to(run_dir))] = path.read_bytes()
+    return files
+
+
+def test_killed_run_resumes_to_the_same_outputs(tiny_model_dir, tmp_path):
+    args = lambda run: ["iterate", *settings(tiny_model_dir, run, "iterations=2")]  # noqa: E731
+    reference = cli(args(tmp_path / "ref"))
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+
+    victim = cli(args(tmp_path / "run"), start_new_session=True)
+    marker = tmp_path / "run" / "iter1" / "adapters" / "gen1"
+    deadline = time.time() + 600
+    while not marker.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGKILL)  # mid-run: iteration 1 is half trained, iteration 2 not started
+    victim.wait()
+    assert not (tmp_path / "run" / "iter2" / "test_2x2.jsonl").exists()
+
+    resumed = cli(args(tmp_path / "run"))
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert snapshot(tmp_path / "run") == snapshot(tmp_path / "ref")
+
+
+def test_multirun_sweep_and_report(tiny_model_dir, tmp_path):
+    run = cli(["iterate", "-m", *settings(tiny_model_dir, tmp_path / "sweep", "iterations=1"), "agents.n=1,2"])
+    assert run.wait(timeout=600) == 0, run.stderr.read()
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+    report = subprocess.run([sys.executable, "-m", "debate_ft", "report", str(tmp_path / "sweep")],
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    lines = [line for line in report.stdout.splitlines() if "sweep/" in line]
+    assert len(lines) == 12 and any(" 1 " in line for line in lines) and any(" 2 " in line for line in lines)

@@ -1,0 +1,81 @@
+"""Labelling on hand-built transcripts: no ground truth, corrected vs kept, w mixing, short sides."""
+
+import random
+
+import pytest
+
+from debate_ft.config import DatasetConfig
+from debate_ft.label import agent_sets, mix_critic, split_by_agent
+from debate_ft.sft_data import adapter_sets
+from debate_ft.tasks import get_task
+
+TASK = get_task(DatasetConfig(name="arithmetic"))
+
+
+def record(answers_by_round, final, gold="0"):
+    turns = [
+        {"round": r, "agent": a, "prompt": f"p{r}{a}", "response": f"r{r}{a}", "answer": answer}
+        for r, answers in enumerate(answers_by_round, start=1)
+        for a, answer in enumerate(answers)
+    ]
+    return {"id": f"q{final}{answers_by_round}", "turns": turns, "answer": final, "gold": gold}
+
+
+def test_corrected_kept_and_generator_sets():
+    records = [
+        # agent 0 right all along, agent 1 corrected, agent 2 never agrees; gold is ignored
+        record([["5", "4", "9"], ["5", "5.0", "9"]], final="5", gold="123"),
+        # nobody answers: no label, no data
+        record([[None, None, None], [None, None, None]], final=None),
+    ]
+    data = split_by_agent(records, TASK, agents=3)
+    assert [len(d.generator) for d in data] == [1, 0, 0]
+    assert [len(d.kept) for d in data] == [1, 0, 0]
+    assert [len(d.corrected) for d in data] == [0, 1, 0]
+    corrected = data[1].corrected[0]
+    assert corrected["kind"] == "corrected" and len(corrected["messages"]) == 4
+    assert corrected["messages"][1]["content"] == "r11" and corrected["messages"][3]["content"] == "r21"
+    assert data[0].generator[0]["messages"] == [{"role": "user", "content": "p10"}, {"role": "assistant", "content": "r10"}]
+
+
+def test_no_answer_turn_never_matches_the_label():
+    data = split_by_agent([record([[None, "3", "3"], [None, "3", "3"]], final="3")], TASK, agents=3)
+    assert len(data[0].generator) == 0 and len(data[0].kept) == 0 and len(data[0].corrected) == 0
+
+
+def test_single_round_gives_generator_data_only():
+    data = split_by_agent([record([["1", "1"]], final="1")], TASK, agents=2)
+    assert [len(d.generator) for d in data] == [1, 1] and not data[0].kept and not data[0].corrected
+
+
+@pytest.mark.parametrize(
+    "n_corrected, n_kept, w, size, expected",
+    [
+        (10, 10, 0.5, 6, (3, 3)),
+        (10, 10, 0.25, 8, (2, 6)),
+        (1, 10, 0.5, 6, (1, 5)),  # corrected short: take it all, kept fills in
+        (10, 1, 0.5, 6, (5, 1)),  # kept short: corrected fills in
+        (1, 1, 0.5, 6, (1, 1)),  # both short: everything, no crash
+        (0, 0, 0.5, 4, (0, 0)),
+    ],
+)
+def test_mix_critic(n_corrected, n_kept, w, size, expected):
+    corrected = [{"kind": "corrected", "i": i} for i in range(n_corrected)]
+    kept = [{"kind": "kept", "i": i} for i in range(n_kept)]
+    chosen, note = mix_critic(corrected, kept, w, size, random.Random(0))
+    kinds = [c["kind"] for c in chosen]
+    assert (kinds.count("corrected"), kinds.count("kept")) == expected
+    assert (note is None) == (expected == (round(w * size), size - round(w * size)))
+    again, _ = mix_critic(corrected, kept, w, size, random.Random(0))
+    assert again == chosen  # seeded
+
+
+def test_sets_per_method():
+    records = [record([["5", "4"], ["5", "5"]], final="5"), record([["2", "2"], ["2", "2"]], final="2")]
+    sets = agent_sets(split_by_agent(records, TASK, agents=2), w=0.5, critic_size=None, seed=0)
+    assert sets[1].sizes == {"generator": 1, "corrected": 1, "kept": 1, "critic": 1, "critic_note": ""}
+    multi = adapter_sets("multiagent_ft", sets)
+    assert sorted(multi) == ["crit0", "crit1", "gen0", "gen1"] and len(multi["gen0"]) == 2
+    assert sorted(adapter_sets("no_critic", sets)) == ["gen0", "gen1"]
+    assert len(adapter_sets("majority_ft", sets)["shared"]) == sum(len(s.generator) + len(s.critic) for s in sets)
+    assert adapter_sets("single_agent_ft", sets)["shared"] == sets[0].generator + sets[0].critic
