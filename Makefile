@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m debate_ft evaluate +experiment=demo
+	$(BIN)/python -m debate_ft iterate +experiment=demo
 
 test: install
 	$(BIN)/python -m pytest
