@@ -56,3 +56,12 @@ def tiny_backend(tiny_model_config) -> HFBackend:
 @pytest.fixture
 def fake_backend() -> FakeBackend:
     return FakeBackend(accuracy=0.6)
+
+
+def pytest_terminal_summary(terminalreporter):
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if deselected:
+        terminalreporter.write_line(
+            f"{deselected} test(s) deselected by marker: `make test-slow` runs the embedded-model tests; "
+            "`pytest -m hub` needs the Hugging Face hub, `pytest -m gpu` a CUDA GPU."
+        )
