@@ -52,8 +52,9 @@ def throughput(args) -> list[tuple[str, int, float]]:
     return rows
 
 
-def memory_probe(adapters: int, threads: int) -> int:
-    """Peak RSS (KiB) of a fresh process that loads the model, `adapters` LoRA adapters, and generates."""
+def memory_probe(adapters: int, threads: int) -> tuple[int, int]:
+    """Peak RSS and RSS after generating (KiB) of a fresh process that loads the model and `adapters`
+    LoRA adapters, then generates one mixed batch."""
     script = f"""
 import json, resource, tempfile, torch
 from peft import LoraConfig
@@ -74,7 +75,8 @@ for i in range({adapters}):
 names = [f"agent{{i % {adapters}}}" if {adapters} else None for i in range(12)]
 requests = [Request([{{"role": "user", "content": "What is 12+7*3?"}}], name) for name in names]
 backend.generate(requests, GenerationConfig(max_new_tokens=32), seed=0)
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+import psutil
+print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, psutil.Process().memory_info().rss // 1024]))
 """
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -101,12 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     (_, naive_tokens, naive_s), (_, batched_tokens, batched_s) = rows
     console.print(f"speed-up (tokens/s ratio): {(batched_tokens / batched_s) / (naive_tokens / naive_s):.2f}x")
 
-    memory = Table(title="Peak RSS, fresh process: load, then generate a 12-row batch")
-    for column in ("adapters loaded", "peak RSS (MiB)", "vs none"):
+    memory = Table(title="Memory of a fresh process: load the model and the adapters, generate a 12-row batch")
+    for column in ("adapters loaded", "peak RSS (MiB)", "vs none", "RSS after (MiB)", "vs none"):
         memory.add_column(column, justify="right")
-    peaks = {n: memory_probe(n, args.threads) for n in (0, 6)}
-    for n, kib in peaks.items():
-        memory.add_row(str(n), f"{kib / 1024:.0f}", f"{kib / peaks[0]:.3f}x")
+    probes = {n: memory_probe(n, args.threads) for n in (0, 6)}
+    (peak0, after0) = probes[0]
+    for n, (peak, after) in probes.items():
+        memory.add_row(str(n), f"{peak / 1024:.0f}", f"{peak / peak0:.3f}x", f"{after / 1024:.0f}", f"{after / after0:.3f}x")
     console.print(memory)
 
 

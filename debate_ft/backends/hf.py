@@ -1,7 +1,8 @@
 """Hugging Face transformers backend: one base model, many LoRA adapters, mixed in one batch.
 
 Rows are sorted by prompt length and cut into batches of `backend.batch_size`; every row names its own adapter
-(peft's `adapter_names`), so all agents of a debate round share each forward pass.
+(peft's `adapter_names`), so all agents of a debate round share each forward pass; finished rows leave their
+batch (decoding.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from debate_ft.backends import Completion, Request
+from debate_ft.backends.decoding import sample
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.models import HostedModel, host, set_threads, with_system
 
@@ -62,30 +64,26 @@ class HFBackend:
             return {}
         return {"adapter_names": [self.hosted.internal_name(r.adapter) if r.adapter else BASE for r in requests]}
 
-    @torch.inference_mode()
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
-        torch.manual_seed(seed)
         prompts = [self.prompt_ids(r.messages) for r in requests]
         results: list[Completion | None] = [None] * len(requests)
-        sample = sampling.temperature > 0
-        options = dict(
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=sample,
-            temperature=sampling.temperature if sample else None,
-            top_p=sampling.top_p if sample else None,
-            top_k=None,  # the paper samples with temperature and top-p only
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-        )
-        for batch in self._batches(prompts, desc):
+        for number, batch in enumerate(self._batches(prompts, desc)):
             inputs = self._pad([prompts[i] for i in batch])
-            output = self.hosted.module.generate(
-                **inputs, **options, **self._adapter_kwargs([requests[i] for i in batch])
+            rows = sample(
+                self.hosted.module,
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                max_new_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                eos_token_id=self.tokenizer.eos_token_id,
+                seed=seed + number,
+                **self._adapter_kwargs([requests[i] for i in batch]),
             )
-            for row, index in zip(output[:, inputs["input_ids"].shape[1] :].tolist(), batch):
-                results[index] = self._completion(row)
+            for tokens, index in zip(rows, batch):
+                results[index] = self._completion(tokens)
         self.generated_tokens += sum(c.tokens for c in results)
         return results
 
