@@ -58,10 +58,16 @@ def fake_backend() -> FakeBackend:
     return FakeBackend(accuracy=0.6)
 
 
+_MARKED_OUT: list = []
+
+
+def pytest_deselected(items):
+    _MARKED_OUT.extend(i for i in items if any(i.get_closest_marker(m) for m in ("slow", "hub", "gpu")))
+
+
 def pytest_terminal_summary(terminalreporter):
-    deselected = len(terminalreporter.stats.get("deselected", []))
-    if deselected:
+    if _MARKED_OUT:
         terminalreporter.write_line(
-            f"{deselected} test(s) deselected by marker: `make test-slow` runs the embedded-model tests; "
+            f"{len(_MARKED_OUT)} test(s) deselected by marker: `make test-slow` runs the embedded-model tests; "
             "`pytest -m hub` needs the Hugging Face hub, `pytest -m gpu` a CUDA GPU."
         )
