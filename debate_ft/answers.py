@@ -5,6 +5,7 @@ Every extractor returns a canonical string or None ("no answer"); None is never 
 
 from __future__ import annotations
 
+import logging
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -107,6 +108,9 @@ def math_equal(a: str | None, b: str | None) -> bool:
     if a.strip() == b.strip():
         return True
     from math_verify import parse, verify
+
+    # we disable its signal-based timeout on purpose (it fails outside the main thread); say so once, in code
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
 
     def parsed(expression: str):
         return parse(f"${expression}$", parsing_timeout=None)
