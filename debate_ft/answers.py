@@ -109,7 +109,7 @@ def math_equal(a: str | None, b: str | None) -> bool:
         return True
     from math_verify import parse, verify
 
-    # we disable its signal-based timeout on purpose (it fails outside the main thread); say so once, in code
+    # its signal-based timeout is off on purpose (it breaks outside the main thread): silence that warning
     logging.getLogger("math_verify").setLevel(logging.ERROR)
 
     def parsed(expression: str):
