@@ -16,6 +16,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import datasets
 from rich.console import Console
 from rich.table import Table
 
@@ -42,6 +43,7 @@ def iterate(config: Config, run_dir: Path) -> None:
 
 class Iterations:
     def __init__(self, config: Config, run_dir: Path, method: str):
+        datasets.disable_progress_bars()  # per-dataset save/map bars would drown the stage progress bars
         self.config, self.run_dir, self.method = config, run_dir, method
         self.task = get_task(config.dataset)
         self.backend = make_backend(config.backend, config.model)

@@ -86,10 +86,8 @@ def train_adapter(
     system_prompt: str | None = None,
 ) -> dict:
     """Train one LoRA adapter on chat examples and save it at `out_dir`; returns the trainer's metrics."""
-    import datasets
     from trl import SFTConfig, SFTTrainer
 
-    datasets.disable_progress_bars()  # per-example map bars drown the trainer's own progress bar
     torch.manual_seed(seed)  # the fresh adapter's initial weights
     if init_from is not None:
         hosted.load_adapter(TRAINING, init_from, trainable=True)
