@@ -12,7 +12,8 @@ from debate_ft.tasks.musique import MuSiQue
 def row(n: int, answerable: bool = True) -> dict:
     paragraphs = [
         (f"Widget {n}", f"GOLD The widget {n} is made by Maker {n} in Springfield."),
-        (f"Maker {n}", f"GOLD Maker {n} was founded by Ada Lovelace {n}."),
+        # MuSiQue-Full's unanswerable twin lacks a supporting paragraph
+        (f"Maker {n}", f"GOLD Maker {n} was founded by Ada Lovelace {n}." if answerable else "Makers sell widgets."),
         ("Weather", "It often rains in autumn and the rivers rise."),
         ("Cooking", "Bread needs flour, water, salt and yeast."),
     ]
