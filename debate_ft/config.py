@@ -201,9 +201,8 @@ class FlowConfig:
         _check(self.max_hops >= 1, f"flow.max_hops must be >= 1 (got {self.max_hops})")
         _check(self.retriever in ("model", "bm25"), f"flow.retriever must be model or bm25 (got {self.retriever!r})")
         _check(self.paragraph_chars >= 1, f"flow.paragraph_chars must be >= 1 (got {self.paragraph_chars})")
-        _check(
-            self.max_new_tokens >= 1 and self.final_tokens >= 1, "flow.max_new_tokens and flow.final_tokens must be >= 1"
-        )
+        _check(self.max_new_tokens >= 1, f"flow.max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+        _check(self.final_tokens >= 1, f"flow.final_tokens must be >= 1 (got {self.final_tokens})")
         unknown = sorted(set(self.deviate_nodes) - set(FLOW_GENERATIVE))
         _check(not unknown, f"flow.deviate_nodes: {unknown} are not generative nodes ({', '.join(FLOW_GENERATIVE)})")
         unknown = sorted(set(self.supervise) - set(FLOW_DECISIONS))
@@ -235,7 +234,7 @@ class Config:
     generation: GenerationConfig = _help("Sampling settings.", factory=GenerationConfig)
     agents: AgentsConfig = _help("Society size.", factory=AgentsConfig)
     debate: DebateConfig = _help("Debate shape.", factory=DebateConfig)
-    train: TrainConfig = _help("Per-agent LoRA fine-tuning (flow mode: lora_* and target_modules).", factory=TrainConfig)
+    train: TrainConfig = _help("Per-agent LoRA fine-tuning (flow mode uses its LoRA settings).", factory=TrainConfig)
     flow: FlowConfig = _help("Flow mode (MuSiQue): nodes, deviations, online DPO.", factory=FlowConfig)
     method: Optional[str] = _help(
         "evaluate: all|base|majority|debate (default all); iterate: one of the fine-tuning methods "

@@ -8,7 +8,7 @@ from scripted_flow import make_flow
 
 from debate_ft.config import FlowConfig
 from debate_ft.errors import ConfigError
-from debate_ft.flow.graph import Episode, active_nodes
+from debate_ft.flow.graph import Episode, active_nodes, search_query
 
 
 @pytest.fixture
@@ -93,3 +93,8 @@ def test_flow_settings_are_validated():
         FlowConfig(deviate_nodes=["stop"])
     with pytest.raises(ConfigError, match="flow.retriever"):
         FlowConfig(retriever="dense")
+
+
+def test_search_query_is_the_first_line_the_query_node_wrote():
+    assert search_query("\n  widget 3 maker \nQuestion: more rambling") == "widget 3 maker"
+    assert search_query("") == ""

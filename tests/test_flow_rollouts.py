@@ -65,7 +65,7 @@ def test_pairs_prefer_the_better_output_weighted_by_reward_gap_and_drop_ties(dat
     gaps = reward_gaps(flow, episode, forks)
     by_output = {f.visits[f.deviation[0]].output: gap for f, gap in zip(forks, gaps)}
     # answer alternatives 'good' lead to the gold final answer; 'bad k' and final guesses score 0
-    assert by_output == {"good": 1.0, "bad 1": 0.0, "bad 3": 0.0, "guess0": 0.0, "guess1": 0.0, "guess2": 0.0, "guess3": 0.0}
+    assert by_output == {"good": 1.0, "bad 1": 0.0, "bad 3": 0.0, **{f"guess{k}": 0.0 for k in range(4)}}
     pairs = deviation_pairs(episode, forks, gaps)
     assert len(pairs) == 2  # the two 'good' samples; the five zero-weight pairs are dropped
     for pair in pairs:

@@ -111,7 +111,8 @@ def test_cli_runs_flow_evaluation_on_the_fake_backend_and_refuses_mismatches(dat
     common = [f"dataset.path={data_path}", "dataset.test_size=2", "backend=fake", f"run.root={tmp_path}", "run.name=f"]
     done = cli("flow", "+dataset=musique", "flow.train=false", *common)
     assert done.returncode == 0, done.stderr
-    assert "evaluating the untrained flow" in done.stdout and (tmp_path / "f" / "flow" / "test_trace_ep0.jsonl").exists()
+    assert "evaluating the untrained flow" in done.stdout
+    assert (tmp_path / "f" / "flow" / "test_trace_ep0.jsonl").exists()
     for args, message in [
         (["flow", "+dataset=musique", *common], "flow training needs backend=hf"),
         (["debate", "+dataset=musique", *common], "+dataset=musique is for the flow command"),

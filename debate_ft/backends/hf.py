@@ -117,7 +117,8 @@ class HFBackend:
                 first = min(len(prompts[i]) for i in batch) - 1 if self._keeps_logits else 0
                 length = inputs["input_ids"].shape[1]
                 keep = {"logits_to_keep": torch.arange(first, length, device=self.hosted.device)} if first else {}
-                logits = self.hosted.module(**inputs, **self._adapter_kwargs([requests[i] for i in batch]), **keep).logits
+                adapters = self._adapter_kwargs([requests[i] for i in batch])
+                logits = self.hosted.module(**inputs, **adapters, **keep).logits
                 for offset, index in enumerate(batch):
                     start, end = len(prompts[index]), len(rows[index])
                     targets = inputs["input_ids"][offset, start:end]

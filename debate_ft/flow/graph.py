@@ -39,6 +39,11 @@ def active_nodes(settings: FlowConfig, full: bool) -> list[str]:
     return [n for n in NODES if n not in skip and (full or n != "sufficiency")]
 
 
+def search_query(text: str) -> str:
+    """The query a query node wrote: its first non-empty line (small models ramble on after it)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def user(prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
 
@@ -183,7 +188,7 @@ class Flow:
     def _relevance(self, group: list[Episode]) -> None:
         """Score every unused paragraph against the episode's latest query; the best joins the scratchpad."""
         candidates = [self.unused(e) for e in group]
-        searches = [e.output("query") or "" for e in group]
+        searches = [search_query(e.output("query") or "") for e in group]
         if self.settings.retriever == "bm25":
             scores = [self._bm25_scores(e, s, c) for e, s, c in zip(group, searches, candidates)]
         else:
