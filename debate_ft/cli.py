@@ -14,6 +14,8 @@ commands (Hydra overrides follow, e.g. +dataset=gsm agents.n=3 debate.rounds=2):
   debate     debate one split (debate.split=test|train) and write its transcript
   evaluate   debate the test split; score base, majority and debate (method=all|base|majority|debate)
   iterate    K iterations of debate -> labels -> per-agent LoRA fine-tuning -> evaluation
+  flow       +dataset=musique: train the QA flow online (one-step deviations + weighted DPO), then
+             evaluate it; flow.train=false evaluates the run's saved flow
   report     python -m debate_ft report RUN_DIR [RUN_DIR ...]: one table over runs
 
 add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command shows its config."""
@@ -21,7 +23,12 @@ add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command 
 def _commands() -> dict:
     from debate_ft import commands
 
-    return {"debate": commands.debate, "evaluate": commands.evaluate, "iterate": commands.iterate}
+    return {
+        "debate": commands.debate,
+        "evaluate": commands.evaluate,
+        "iterate": commands.iterate,
+        "flow": commands.flow,
+    }
 
 
 def _hydra_run(command: str, argv: list[str]) -> None:

@@ -39,3 +39,9 @@ def iterate(config: Config, run_dir: Path) -> None:
     from debate_ft.iterate import iterate as run_iterations
 
     run_iterations(config, run_dir)
+
+
+def flow(config: Config, run_dir: Path) -> None:
+    from debate_ft.flow.run import flow as run_flow
+
+    run_flow(config, run_dir)

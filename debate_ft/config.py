@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from debate_ft.errors import ConfigError
 
-DATASETS = ("arithmetic", "gsm", "math", "mmlu")
+DATASETS = ("arithmetic", "gsm", "math", "mmlu", "musique")
 BACKENDS = ("hf", "vllm", "fake")
 EVAL_METHODS = ("all", "base", "majority", "debate")
 FT_METHODS = (
@@ -161,6 +161,65 @@ class TrainConfig:
         _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
 
 
+FLOW_GENERATIVE = ("query", "answer", "final")
+FLOW_DECISIONS = ("relevance", "stop", "sufficiency")
+
+
+@dataclass
+class FlowConfig:
+    train: bool = _help(
+        "flow: train online on the train split, then evaluate on test; false: evaluate the run's checkpoint "
+        "(the untrained flow when the run has none).",
+        True,
+    )
+    max_hops: int = _help("Most query -> relevance -> stop loops per episode.", 2)
+    retriever: str = _help("Who picks the next paragraph: 'model' (relevance node, Yes/No) or 'bm25'.", "model")
+    paragraph_chars: int = _help("Paragraph text shown in prompts is cut to this many characters.", 300)
+    max_new_tokens: int = _help("Most tokens the query and intermediate-answer nodes generate.", 32)
+    final_tokens: int = _help("Most tokens the final short-answer node generates.", 12)
+    deviate_nodes: List[str] = _help(
+        "Generative nodes whose visits get one-step deviations.", factory=lambda: list(FLOW_GENERATIVE)
+    )
+    alternatives: int = _help("K: alternative outputs sampled at each deviated visit.", 2)
+    deviation_visits: int = _help("Deviated visits per training episode (0: no deviations).", 2)
+    temperature: float = _help("Sampling temperature of the alternatives (episodes themselves are greedy).", 1.0)
+    reward: str = _help("Episode comparison: 'f1' (answer F1 vs gold) or 'evaluator' (reward-free).", "f1")
+    supervise: List[str] = _help(
+        "Yes/No nodes that also learn from MuSiQue labels (is_supporting, all support found, answerable).",
+        factory=lambda: list(FLOW_DECISIONS),
+    )
+    supervised_weight: float = _help("Weight of each supervised Yes/No pair.", 1.0)
+    beta: float = _help("DPO temperature beta.", 0.1)
+    ref_tau: float = _help("Reference soft update: ref += tau * (policy - ref) when running F1 improves.", 0.1)
+    optimizer: str = _help("'cocob' (parameterfree, no learning rate) or 'adamw'.", "cocob")
+    learning_rate: float = _help("adamw only: learning rate.", 1e-4)
+    batch_pairs: int = _help("Preference pairs per optimiser step.", 4)
+    save_every: int = _help("Checkpoint every this many training episodes (and after the last).", 2)
+    eval_before: bool = _help("On a fresh training run, evaluate the untrained flow on test first.", True)
+
+    def __post_init__(self):
+        _check(self.max_hops >= 1, f"flow.max_hops must be >= 1 (got {self.max_hops})")
+        _check(self.retriever in ("model", "bm25"), f"flow.retriever must be model or bm25 (got {self.retriever!r})")
+        _check(self.paragraph_chars >= 1, f"flow.paragraph_chars must be >= 1 (got {self.paragraph_chars})")
+        _check(self.max_new_tokens >= 1, f"flow.max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+        _check(self.final_tokens >= 1, f"flow.final_tokens must be >= 1 (got {self.final_tokens})")
+        unknown = sorted(set(self.deviate_nodes) - set(FLOW_GENERATIVE))
+        _check(not unknown, f"flow.deviate_nodes: {unknown} are not generative nodes ({', '.join(FLOW_GENERATIVE)})")
+        unknown = sorted(set(self.supervise) - set(FLOW_DECISIONS))
+        _check(not unknown, f"flow.supervise: {unknown} are not Yes/No nodes ({', '.join(FLOW_DECISIONS)})")
+        _check(self.alternatives >= 1, f"flow.alternatives must be >= 1 (got {self.alternatives})")
+        _check(self.deviation_visits >= 0, f"flow.deviation_visits must be >= 0 (got {self.deviation_visits})")
+        _check(self.temperature > 0, f"flow.temperature must be > 0 (got {self.temperature})")
+        _check(self.reward in ("f1", "evaluator"), f"flow.reward must be f1 or evaluator (got {self.reward!r})")
+        _check(self.supervised_weight >= 0, f"flow.supervised_weight must be >= 0 (got {self.supervised_weight})")
+        _check(self.beta > 0, f"flow.beta must be > 0 (got {self.beta})")
+        _check(0 <= self.ref_tau <= 1, f"flow.ref_tau must be in [0, 1] (got {self.ref_tau})")
+        _check(self.optimizer in ("cocob", "adamw"), f"flow.optimizer must be cocob or adamw (got {self.optimizer!r})")
+        _check(self.learning_rate > 0, f"flow.learning_rate must be > 0 (got {self.learning_rate})")
+        _check(self.batch_pairs >= 1, f"flow.batch_pairs must be >= 1 (got {self.batch_pairs})")
+        _check(self.save_every >= 1, f"flow.save_every must be >= 1 (got {self.save_every})")
+
+
 @dataclass
 class RunConfig:
     root: str = _help("Folder that holds run directories.", "runs")
@@ -175,7 +234,8 @@ class Config:
     generation: GenerationConfig = _help("Sampling settings.", factory=GenerationConfig)
     agents: AgentsConfig = _help("Society size.", factory=AgentsConfig)
     debate: DebateConfig = _help("Debate shape.", factory=DebateConfig)
-    train: TrainConfig = _help("Per-agent LoRA fine-tuning.", factory=TrainConfig)
+    train: TrainConfig = _help("Per-agent LoRA fine-tuning (flow mode uses its LoRA settings).", factory=TrainConfig)
+    flow: FlowConfig = _help("Flow mode (MuSiQue): nodes, deviations, online DPO.", factory=FlowConfig)
     method: Optional[str] = _help(
         "evaluate: all|base|majority|debate (default all); iterate: one of the fine-tuning methods "
         "(default multiagent_ft)."

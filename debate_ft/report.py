@@ -16,6 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
+FLOW_COLUMNS = [
+    "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
+    "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations", "seconds_update",
+]  # fmt: skip
 
 
 def run_settings(folder: Path) -> dict:
@@ -54,7 +58,7 @@ def print_table(rows: list[dict], columns: list[str], title: str) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column == "run" else "right")
     for row in rows:
-        cells = {**row, "accuracy ± se": f"{row['accuracy']:.3f} ± {row['stderr']:.3f}"}
+        cells = {**row, "accuracy ± se": f"{row['accuracy']:.3f} ± {row['stderr']:.3f}"} if "accuracy" in row else row
         table.add_row(*(_cell(cells.get(column)) for column in columns))
     console().print(table)
 
@@ -70,6 +74,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories or folders holding them")
     args = parser.parse_args(argv)
     frame = collect(args.run_dirs)
-    columns = ["run", "ft_method", "n_agents", "iteration", "method", "n", "accuracy ± se", "no_answer", "consensus"]
-    print_table(frame.to_dict("records"), [c for c in columns if c in frame.columns or c == "accuracy ± se"], "debate_ft report")
+    # flow runs (MuSiQue) score answers, not votes: their rows (those with a stage) get a table of their own
+    flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
+    if not flow.all():
+        debate = frame[~flow]
+        columns = ["run", "ft_method", "n_agents", "iteration", "method", "n", "accuracy ± se", "no_answer", "consensus"]
+        print_table(debate.to_dict("records"), [c for c in columns if c in debate.columns or c == "accuracy ± se"], "debate_ft report")
+    if flow.any():
+        print_table(frame[flow].to_dict("records"), [c for c in FLOW_COLUMNS if c in frame.columns], "debate_ft flow report")
     return 0

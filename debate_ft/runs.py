@@ -110,7 +110,16 @@ def upsert_rows(path: Path, rows: list[dict], key: list[str]) -> pd.DataFrame:
 
 
 # Settings that may change between invocations on one run directory without changing any result.
-VOLATILE = ("method", "iterations", "run", "backend.threads", "backend.device", "debate.split")
+VOLATILE = (
+    "method",
+    "iterations",
+    "run",
+    "backend.threads",
+    "backend.device",
+    "debate.split",
+    "flow.train",
+    "flow.eval_before",
+)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -7,6 +7,7 @@ batch (decoding.py).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +29,7 @@ class HFBackend:
         self.batch_size = batch_size
         self.system_prompt = system_prompt
         self.generated_tokens = 0
+        self._keeps_logits = "logits_to_keep" in inspect.signature(hosted.base.forward).parameters
 
     @classmethod
     def from_config(cls, model: ModelConfig, backend: BackendConfig) -> "HFBackend":
@@ -94,22 +96,32 @@ class HFBackend:
 
     @torch.inference_mode()
     def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
+        return [row.tolist() for row in self.completion_logprobs(requests, completions)]
+
+    def completion_logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[torch.Tensor]:
+        """Per-token log-probabilities of each completion, as tensors: called with gradients enabled, they
+        carry gradients to the trainable adapters the rows name (the flow's DPO learner)."""
         eos = [self.tokenizer.eos_token_id]
         prompts = [self.prompt_ids(r.messages) for r in requests]
         answers = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
         rows = [p + a for p, a in zip(prompts, answers)]
-        results: list[list[float] | None] = [None] * len(rows)
+        results: list[torch.Tensor | None] = [None] * len(rows)
         self.tokenizer.padding_side = "right"  # completions then sit at known offsets
         try:
             for batch in self._batches(rows, "score"):
                 inputs = self._pad([rows[i] for i in batch])
-                logits = self.hosted.module(**inputs, **self._adapter_kwargs([requests[i] for i in batch])).logits
-                logps = torch.log_softmax(logits.float(), dim=-1)
+                # logits only from the first position that predicts a completion token on: the vocabulary head
+                # is a large share of a small model's compute, forward and backward
+                first = min(len(prompts[i]) for i in batch) - 1 if self._keeps_logits else 0
+                length = inputs["input_ids"].shape[1]
+                keep = {"logits_to_keep": torch.arange(first, length, device=self.hosted.device)} if first else {}
+                adapters = self._adapter_kwargs([requests[i] for i in batch])
+                logits = self.hosted.module(**inputs, **adapters, **keep).logits
                 for offset, index in enumerate(batch):
                     start, end = len(prompts[index]), len(rows[index])
                     targets = inputs["input_ids"][offset, start:end]
-                    picked = logps[offset, start - 1 : end - 1].gather(-1, targets[:, None])[:, 0]
-                    results[index] = picked.tolist()
+                    logps = torch.log_softmax(logits[offset, start - 1 - first : end - 1 - first].float(), dim=-1)
+                    results[index] = logps.gather(-1, targets[:, None])[:, 0]
         finally:
             self.tokenizer.padding_side = "left"
         return results

@@ -1,0 +1,192 @@
+"""`python -m debate_ft flow +dataset=musique`: online flow-DPO training with progressive validation and
+resumable checkpoints, then evaluation on the test split; `flow.train=false` evaluates a saved flow.
+
+Run-directory layout (under run_dir/flow): train_trace.jsonl (every greedy episode and rollout, visit by
+visit), pairs.jsonl (every preference pair made), test_trace_ep<N>.jsonl (test episodes after N training
+episodes), checkpoint/ (adapters, references, optimiser, progress). Metrics rows go to run_dir/metrics.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from debate_ft.backends import Backend, make_backend
+from debate_ft.backends.hf import HFBackend
+from debate_ft.config import Config
+from debate_ft.debate import derive_seed
+from debate_ft.errors import ConfigError
+from debate_ft.flow.graph import Episode, Flow, active_nodes
+from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
+from debate_ft.report import FLOW_COLUMNS, console, print_table
+from debate_ft.runs import append_records, atomic_path, read_records, upsert_rows, write_records
+from debate_ft.tasks import get_task
+from debate_ft.tasks.musique import MuSiQue, score
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.csv"
+METRIC_KEY = ["split", "stage", "episodes"]
+
+
+@dataclass
+class Progress:
+    """What a checkpoint remembers besides weights: where the stream is, and what it has scored so far."""
+
+    episode: int = 0  # training episodes finished; the next one to run
+    predictions: list[dict] = field(default_factory=list)  # progressive validation, one per episode
+    pairs_made: int = 0
+    pairs_used: int = 0
+    pending: list[dict] = field(default_factory=list)  # pairs made but not yet in an optimiser step
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {"greedy": [], "deviations": [], "update": []})
+
+
+def flow(config: Config, run_dir: Path) -> None:
+    task = get_task(config.dataset, flow=True)
+    backend = make_backend(config.backend, config.model)
+    if config.flow.train:
+        rows = train(config, task, backend, run_dir)
+    else:
+        rows = [evaluate_saved(config, task, backend, run_dir)]
+    columns = [column for column in FLOW_COLUMNS if column != "run" and any(column in row for row in rows)]
+    print_table(rows, columns, f"musique-{config.dataset.variant} flow, {config.model.name} ({run_dir})")
+
+
+def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> list[dict]:
+    from debate_ft.flow.dpo import Learner
+
+    if not isinstance(backend, HFBackend):
+        raise ConfigError(
+            "flow training needs backend=hf (it trains LoRA adapters in-process); flow.train=false only evaluates"
+        )
+    settings, folder = config.flow, run_dir / "flow"
+    checkpoint = folder / "checkpoint"
+    resume = checkpoint.exists()
+    nodes = active_nodes(settings, config.dataset.variant == "full")
+    torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
+    learner = Learner(backend, nodes, settings, config.train, checkpoint if resume else None)
+    progress = Progress(**json.loads((checkpoint / "state.json").read_text())) if resume else Progress()
+    if resume:
+        log.info("resuming %s at training episode %d", run_dir, progress.episode)
+    for name in ("train_trace.jsonl", "pairs.jsonl"):  # drop what episodes after the checkpoint wrote
+        _keep_before(folder / name, progress.episode)
+    runner = Flow(backend, task, settings, {node: node for node in nodes})
+    rows = []
+    if settings.eval_before and not resume:
+        rows.append(evaluate(config, task, runner, run_dir, episodes=0))
+    questions = task.load("train")
+    with tqdm(total=len(questions), initial=progress.episode, desc="flow train", unit="episode") as bar:
+        for index in range(progress.episode, len(questions)):
+            train_episode(config, runner, learner, progress, questions, index, folder)
+            if progress.episode % settings.save_every == 0 or progress.episode == len(questions):
+                save_checkpoint(checkpoint, learner, progress)
+                row = progressive_row(config, progress, questions, learner)
+                upsert_rows(run_dir / METRICS_FILE, [row], METRIC_KEY)
+            bar.update(1)
+    rows.append(progressive_row(config, progress, questions, learner))
+    rows.append(evaluate(config, task, runner, run_dir, episodes=progress.episode))
+    return rows
+
+
+def train_episode(config: Config, runner: Flow, learner, progress: Progress, questions, index: int, folder: Path):
+    """One online step: the greedy episode (scored before any update from it), its deviations, the updates."""
+    settings, seed = config.flow, derive_seed(config.seed, "train", index)
+    start = time.perf_counter()
+    greedy = runner.run([Episode(questions[index])], seed, desc="episode")[0]
+    greedy_done = time.perf_counter()
+    progress.predictions.append(greedy.prediction())
+    forks = rollouts(runner, greedy, seed)
+    gaps = reward_gaps(runner, greedy, forks)
+    pairs = deviation_pairs(greedy, forks, gaps) + supervised_pairs(runner, greedy)
+    deviations_done = time.perf_counter()
+    progress.pairs_made += len(pairs)
+    progress.pending += [asdict(pair) for pair in pairs]
+    while len(progress.pending) >= settings.batch_pairs:
+        batch = [Pair(**pair) for pair in progress.pending[: settings.batch_pairs]]
+        del progress.pending[: settings.batch_pairs]
+        learner.step(batch)
+        progress.pairs_used += len(batch)
+        running = score(questions[: len(progress.predictions)], progress.predictions)["answer_f1"]
+        learner.update_reference(running)
+    for name, seconds in (
+        ("greedy", greedy_done - start),
+        ("deviations", deviations_done - greedy_done),
+        ("update", time.perf_counter() - deviations_done),
+    ):
+        progress.seconds[name].append(seconds)
+    records = [greedy.record(episode=index, kind="greedy", reward=episode_reward(greedy))]
+    records += [f.record(episode=index, kind="rollout", reward=episode_reward(f), gap=g) for f, g in zip(forks, gaps)]
+    append_records(folder / "train_trace.jsonl", records)
+    append_records(folder / "pairs.jsonl", [{"episode": index, **asdict(pair)} for pair in pairs])
+    progress.episode = index + 1
+
+
+def save_checkpoint(path: Path, learner, progress: Progress) -> None:
+    with atomic_path(path) as temporary:
+        temporary.mkdir()
+        learner.save(temporary)
+        (temporary / "state.json").write_text(json.dumps(asdict(progress)))
+
+
+def _keep_before(path: Path, episode: int) -> None:
+    records = read_records(path)
+    kept = [record for record in records if record["episode"] < episode]
+    if len(kept) < len(records):
+        write_records(path, kept)
+
+
+def progressive_row(config: Config, progress: Progress, questions, learner) -> dict:
+    """Progressive validation: metrics of each training episode's greedy prediction, made before the
+    updates that episode caused; plus pair counts and mean seconds per episode by phase."""
+    done = progress.episode
+    seconds = {f"seconds_{name}": sum(values) / max(len(values), 1) for name, values in progress.seconds.items()}
+    return {
+        "split": "train",
+        "stage": "progressive",
+        "episodes": done,
+        **score(questions[:done], progress.predictions[:done], config.dataset.variant == "full"),
+        "pairs_made": progress.pairs_made,
+        "pairs_used": progress.pairs_used,
+        "optimizer_steps": learner.steps,
+        "ref_updates": learner.ref_updates,
+        **seconds,
+    }
+
+
+def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> dict:
+    """Evaluate the run directory's checkpoint; without one, the untrained flow (the base model)."""
+    checkpoint = run_dir / "flow" / "checkpoint"
+    nodes = active_nodes(config.flow, config.dataset.variant == "full")
+    if not checkpoint.exists():
+        console().print(f"no checkpoint in {run_dir}: evaluating the untrained flow (base model)")
+        return evaluate(config, task, Flow(backend, task, config.flow, dict.fromkeys(nodes)), run_dir, episodes=0)
+    for node in nodes:
+        backend.load_adapter(node, checkpoint / node)
+    episodes = json.loads((checkpoint / "state.json").read_text())["episode"]
+    runner = Flow(backend, task, config.flow, {node: node for node in nodes})
+    return evaluate(config, task, runner, run_dir, episodes=episodes)
+
+
+def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episodes: int) -> dict:
+    """Greedy episodes on the test split, all in lockstep; metrics keyed by training episodes so far."""
+    questions = task.load("test")
+    start = time.perf_counter()
+    done = runner.run([Episode(q) for q in questions], derive_seed(config.seed, "test"), desc="flow test")
+    seconds = time.perf_counter() - start
+    write_records(run_dir / "flow" / f"test_trace_ep{episodes}.jsonl", [e.record(episode=episodes) for e in done])
+    sufficiency = config.dataset.variant == "full"
+    row = {
+        "split": "test",
+        "stage": "eval",
+        "episodes": episodes,
+        **score(questions, [e.prediction() for e in done], sufficiency),
+        "seconds_greedy": seconds / max(len(questions), 1),
+    }
+    upsert_rows(run_dir / METRICS_FILE, [row], METRIC_KEY)
+    return row

@@ -1,0 +1,183 @@
+"""MuSiQue multi-hop QA (Trivedi et al., TACL 2022) for flow mode, with the official metrics.
+
+Rows keep the original format: id, question, answer, answer_aliases, answerable, question_decomposition and
+paragraphs (idx, title, paragraph_text, is_supporting). The metrics follow the official evaluate_v1.0.py:
+SQuAD-style normalisation; answer EM and F1 take the best over the answer and its aliases; support F1 compares
+predicted and gold supporting paragraph indices; answer and support are scored on answerable questions only,
+and MuSiQue-Full adds answerability (sufficiency) accuracy over every question.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from debate_ft.errors import DataError
+from debate_ft.metrics import mean_stderr
+from debate_ft.runs import read_jsonl, require
+from debate_ft.tasks.base import DATA_ROOT_ENV, Question, Task, jsonl_rows, local_source
+
+HUB_REPO = "voidful/MuSiQue"  # a hub mirror of the official release files (ans + full; train, dev, test)
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = set(string.punctuation)
+_ANSWER_LABEL = re.compile(r"^(the\s+)?(final\s+)?(short\s+)?answer(\s+is)?\s*[:\-]?\s*", re.IGNORECASE)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, drop punctuation, drop articles, collapse whitespace (SQuAD / MuSiQue official)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    predicted, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not wanted:  # an empty side scores 1 only when both are empty (official rule)
+        return float(predicted == wanted)
+    same = sum((Counter(predicted) & Counter(wanted)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(wanted)
+    return 2 * precision * recall / (precision + recall)
+
+
+def short_answer(response: str) -> str:
+    """The short answer in a reply: its first non-empty line, without an 'Answer:' label or final period."""
+    line = next((line.strip() for line in response.splitlines() if line.strip()), "")
+    return _ANSWER_LABEL.sub("", line).strip().rstrip(".").strip()
+
+
+def answer_em(prediction: str, golds: Sequence[str]) -> float:
+    return max(exact_match(prediction, gold) for gold in golds)
+
+
+def answer_f1(prediction: str, golds: Sequence[str]) -> float:
+    return max(token_f1(prediction, gold) for gold in golds)
+
+
+def support_f1(predicted: Sequence[int], gold: Sequence[int]) -> float:
+    """F1 of predicted vs gold supporting paragraph indices, as sets (0 when either is empty)."""
+    predicted, gold = set(predicted), set(gold)
+    hits = len(predicted & gold)
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(predicted), hits / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    idx: int
+    title: str
+    text: str
+    supporting: bool
+
+
+def golds(question: Question) -> list[str]:
+    return [question.gold, *question.meta["aliases"]]
+
+
+def gold_support(question: Question) -> list[int]:
+    return [p.idx for p in question.meta["paragraphs"] if p.supporting]
+
+
+def score(questions: Sequence[Question], predictions: Sequence[dict], sufficiency: bool = False) -> dict:
+    """Official aggregate metrics; predictions[i] = {answer: str, support: [idx], answerable: bool}."""
+    answerable = [(q, p) for q, p in zip(questions, predictions) if q.meta["answerable"]]
+    f1, f1_se = mean_stderr([answer_f1(p["answer"], golds(q)) for q, p in answerable])
+    result = {
+        "n": len(questions),
+        "answer_em": mean_stderr([answer_em(p["answer"], golds(q)) for q, p in answerable])[0],
+        "answer_f1": f1,
+        "answer_f1_se": f1_se,
+        "support_f1": mean_stderr([support_f1(p["support"], gold_support(q)) for q, p in answerable])[0],
+    }
+    if sufficiency:
+        hits = [float(p["answerable"] == q.meta["answerable"]) for q, p in zip(questions, predictions)]
+        result["sufficiency_acc"] = mean_stderr(hits)[0]
+    return result
+
+
+class MuSiQue(Task):
+    name = "musique"
+    answer_format = "Reply with the short answer only: a name, date, number or short phrase."
+
+    def load_split(self, split: str) -> list[Question]:
+        return [self._question(where, row) for where, row in self._rows(split)]
+
+    def _rows(self, split: str) -> list[tuple[str, dict]]:
+        """Local files: musique_<variant>_v1.0_train.jsonl serves train and the dev file serves test; with no
+        train file (or dataset.path naming one file) the dev rows are cut into both splits by a hash of the id."""
+        variant = self.config.variant
+        source = local_source(self.config, "musique")
+        if source is None:
+            return _all_rows(_hub_file(variant, "train" if split == "train" else "dev"))
+        if source.is_file():
+            return jsonl_rows(source, split, key="id")
+        train = source / f"musique_{variant}_v1.0_train.jsonl"
+        if train.exists():
+            return _all_rows(train if split == "train" else _dev_file(source, variant))
+        return jsonl_rows(_dev_file(source, variant), split, key="id")
+
+    def _question(self, where: str, row: dict) -> Question:
+        require(row, ("id", "question", "answer", "paragraphs"), where)
+        paragraphs = []
+        for number, paragraph in enumerate(row["paragraphs"]):
+            require(paragraph, ("idx", "title", "paragraph_text", "is_supporting"), f"{where} paragraph {number}")
+            paragraphs.append(
+                Paragraph(
+                    int(paragraph["idx"]),
+                    paragraph["title"],
+                    paragraph["paragraph_text"],
+                    bool(paragraph["is_supporting"]),
+                )
+            )
+        meta = {
+            "aliases": list(row.get("answer_aliases") or []),
+            "answerable": bool(row.get("answerable", True)),
+            "paragraphs": tuple(paragraphs),
+            "decomposition": row.get("question_decomposition", []),
+        }
+        return Question(id=str(row["id"]), text=row["question"].strip(), gold=row["answer"], meta=meta)
+
+    def extract_answer(self, response: str) -> str | None:
+        return short_answer(response) or None
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return exact_match(a, b) == 1.0
+
+
+def _all_rows(path: Path) -> list[tuple[str, dict]]:
+    return [(f"{path}:{number}", row) for number, row in enumerate(read_jsonl(path), start=1)]
+
+
+def _dev_file(folder: Path, variant: str) -> Path:
+    """The official dev file, else the first dev*.jsonl whose rows carry paragraphs (the flow reads them)."""
+    official = folder / f"musique_{variant}_v1.0_dev.jsonl"
+    if official.exists():
+        return official
+    for path in sorted(folder.glob(f"musique_{variant}_v1.0_dev*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            if '"paragraphs"' in handle.readline():
+                return path
+    raise DataError(f"no musique_{variant}_v1.0_dev*.jsonl with paragraphs in {folder}")
+
+
+def _hub_file(variant: str, split: str) -> Path:
+    filename = f"musique_{variant}_v1.0_{split}.jsonl"
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(HUB_REPO, filename, repo_type="dataset"))
+    except Exception as error:
+        raise DataError(
+            f"musique: no local data and {HUB_REPO}/{filename} could not be downloaded ({type(error).__name__}). "
+            f"Set dataset.path=<file or dir> or {DATA_ROOT_ENV}=<data root>; see data/README.md"
+        ) from None

@@ -1,0 +1,123 @@
+"""MuSiQue loading and the official metrics, against hand-computed values."""
+
+import json
+import math
+
+import pytest
+from musique_rows import row, task, write
+
+from debate_ft.config import DatasetConfig
+from debate_ft.errors import ConfigError, DataError
+from debate_ft.tasks import get_task
+from debate_ft.tasks.musique import (
+    answer_em,
+    answer_f1,
+    normalize_answer,
+    score,
+    short_answer,
+    support_f1,
+    token_f1,
+)
+
+
+def test_normalisation_drops_case_punctuation_articles_and_spaces():
+    assert normalize_answer("The  Quick, brown-fox!") == "quick brownfox"
+    assert normalize_answer("An apple a day") == "apple day"
+    assert normalize_answer("Theory") == "theory"  # 'the' only as a whole word
+
+
+def test_token_f1_by_hand():
+    # 2 shared tokens; precision 2/3, recall 2/2 -> F1 = 2 * (2/3) * 1 / (2/3 + 1) = 0.8
+    assert token_f1("Ada King Lovelace", "Ada Lovelace") == pytest.approx(0.8)
+    assert token_f1("the Lovelace", "Lovelace, Ada") == pytest.approx(2 * 1 * 0.5 / 1.5)
+    assert token_f1("Babbage", "Ada Lovelace") == 0.0
+
+
+def test_answer_metrics_take_the_best_alias():
+    golds = ["Ada Lovelace", "Countess of Lovelace"]
+    assert answer_em("countess of lovelace.", golds) == 1.0
+    assert answer_em("Lovelace", golds) == 0.0
+    # 'Lovelace' vs 'Ada Lovelace': p=1, r=1/2 -> 2/3; vs 'Countess of Lovelace': p=1, r=1/3 -> 1/2
+    assert answer_f1("Lovelace", golds) == pytest.approx(2 / 3)
+
+
+def test_empty_prediction_scores_zero_unless_gold_normalises_to_empty():
+    assert answer_em("", ["Paris"]) == 0.0
+    assert answer_f1("", ["Paris"]) == 0.0
+    assert answer_f1("", ["The"]) == 1.0  # official rule: both empty after normalisation agree
+
+
+def test_support_f1_by_hand():
+    assert support_f1([1, 2, 5], [1, 2]) == pytest.approx(0.8)
+    assert support_f1([2, 1], [1, 2]) == 1.0
+    assert support_f1([], [1, 2]) == 0.0
+    assert support_f1([3], [1, 2]) == 0.0
+
+
+def test_short_answer_reads_the_first_line_without_labels():
+    assert short_answer("Answer: Paris.\nBecause the documents say so.") == "Paris"
+    assert short_answer("\n  The answer is Ada Lovelace\n") == "Ada Lovelace"
+    assert short_answer("   ") == ""
+
+
+def test_score_counts_answers_on_answerable_questions_and_sufficiency_on_all(tmp_path):
+    data = task(write(tmp_path / "dev.jsonl", [row(1), row(2, answerable=False)]), variant="full")
+    questions = sorted(load_both(data), key=lambda q: q.id)
+    predictions = [
+        {"answer": "Countess 1", "support": [0, 1, 2], "answerable": True},  # EM 1, support F1 0.8
+        {"answer": "whatever", "support": [], "answerable": True},  # unanswerable: only sufficiency counts
+    ]
+    result = score(questions, predictions, sufficiency=True)
+    assert result["n"] == 2
+    assert (result["answer_em"], result["answer_f1"]) == (1.0, 1.0)
+    assert result["support_f1"] == pytest.approx(0.8)
+    assert result["sufficiency_acc"] == 0.5
+    assert math.isnan(result["answer_f1_se"])  # one answerable question: no standard error
+    assert "sufficiency_acc" not in score(questions, predictions)
+
+
+def test_one_file_is_split_by_id_hash_and_fields_are_read(tmp_path):
+    data = task(write(tmp_path / "dev.jsonl", [row(n) for n in range(30)]))
+    train, test = data.load_split("train"), data.load_split("test")
+    assert len(train) + len(test) == 30 and train and test
+    assert not {q.id for q in train} & {q.id for q in test}
+    question = next(q for q in load_both(data) if q.id == "2hop__3_103")
+    assert question.gold == "Ada Lovelace 3" and question.meta["aliases"] == ["Countess 3"]
+    assert [p.idx for p in question.meta["paragraphs"] if p.supporting] == [0, 1]
+    assert question.meta["answerable"] is True
+
+
+def test_folder_prefers_official_train_file_and_a_dev_file_with_paragraphs(tmp_path):
+    bare = {k: v for k, v in row(99).items() if k != "paragraphs"}
+    write(tmp_path / "musique_ans_v1.0_dev_all_no_paragraphs.jsonl", [bare])
+    write(tmp_path / "musique_ans_v1.0_dev_subset.jsonl", [row(n) for n in range(10)])
+    data = task(tmp_path)
+    assert len(load_both(data)) == 10  # the dev subset, hash-split
+    write(tmp_path / "musique_ans_v1.0_train.jsonl", [row(n) for n in range(10, 13)])
+    assert len(data.load_split("train")) == 3 and len(data.load_split("test")) == 10
+
+
+def load_both(data):
+    return data.load_split("train") + data.load_split("test")
+
+
+def test_missing_field_and_malformed_line_name_file_and_line(tmp_path):
+    broken = row(1)
+    del broken["answer"]
+    with pytest.raises(DataError, match=r"dev.jsonl:2: missing field answer"):
+        load_both(task(write(tmp_path / "dev.jsonl", [row(0), broken])))
+    bad = row(2)
+    del bad["paragraphs"][1]["is_supporting"]
+    with pytest.raises(DataError, match=r"p.jsonl:1 paragraph 1: missing field is_supporting"):
+        load_both(task(write(tmp_path / "p.jsonl", [bad])))
+    (tmp_path / "bad.jsonl").write_text(json.dumps(row(0)) + "\n{not json\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:2: malformed JSON"):
+        load_both(task(tmp_path / "bad.jsonl"))
+
+
+def test_musique_belongs_to_the_flow_command_only():
+    with pytest.raises(ConfigError, match="for the flow command: python -m debate_ft flow"):
+        get_task(DatasetConfig(name="musique"))
+    with pytest.raises(ConfigError, match="flow command runs"):
+        get_task(DatasetConfig(name="gsm"), flow=True)
+    assert get_task(DatasetConfig(name="musique"), flow=True).name == "musique"
