@@ -194,6 +194,9 @@ class HostedModel:
         if old is not None:
             self.peft.delete_adapter(old)
         self.peft.set_adapter(internal)  # the newest adapter is active, so training touches it alone
+        # peft wraps a model in training mode, where mixed-adapter batches are refused; trainers switch
+        # to training mode themselves
+        self.peft.eval()
 
     def _load(self, internal: str, path: str, trainable: bool) -> None:
         from peft import PeftModel

@@ -58,9 +58,8 @@ class Learner:
             else:
                 self.hosted.load_adapter(node, checkpoint / node, trainable=True)
                 self.hosted.load_adapter(reference(node), checkpoint / reference(node))
-        # peft leaves a freshly wrapped model in training mode, and mixed-adapter batches need eval mode
-        # (so LoRA dropout stays off: online DPO here is deterministic given the pairs)
-        self.hosted.module.eval()
+        # the hosted model stays in eval mode (mixed-adapter batches need it), so LoRA dropout is off:
+        # online DPO here is deterministic given the pairs
         self.policy = {node: self._tensors(node) for node in self.nodes}
         self.refs = {node: self._tensors(reference(node)) for node in self.nodes}
         # peft's set_adapter leaves only the newest adapter trainable; this learner trains every node at once
