@@ -26,10 +26,10 @@ from debate_ft.debate import Debate, Society
 from debate_ft.tasks import get_task
 
 
-def timed(function):
+def seconds(function, *args) -> float:
     start = time.perf_counter()
-    result = function()
-    return result, time.perf_counter() - start
+    function(*args)
+    return time.perf_counter() - start
 
 
 def throughput(args) -> list[tuple[str, int, float]]:
@@ -51,8 +51,8 @@ def throughput(args) -> list[tuple[str, int, float]]:
         runs = []
         for seed in range(args.repeats):
             before = backend.generated_tokens
-            _, seconds = timed(lambda: run(seed))
-            runs.append((name, backend.generated_tokens - before, seconds))
+            elapsed = seconds(run, seed)
+            runs.append((name, backend.generated_tokens - before, elapsed))
         rows.append(_median(runs))
     return rows
 
@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     for column in ("engine", "generate calls", "tokens", "seconds", "tokens/s"):
         table.add_column(column, justify="right")
     calls = {"naive loop (batch 1)": args.questions * args.agents, "batched engine": 1}
-    for name, tokens, seconds in rows:
-        table.add_row(name, str(calls[name]), str(tokens), f"{seconds:.1f}", f"{tokens / seconds:.1f}")
+    for name, tokens, elapsed in rows:
+        table.add_row(name, str(calls[name]), str(tokens), f"{elapsed:.1f}", f"{tokens / elapsed:.1f}")
     console = Console()
     console.print(table)
     (_, naive_tokens, naive_s), (_, batched_tokens, batched_s) = rows
@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     probes = {n: memory_probe(n, args.threads) for n in (0, 6)}
     (peak0, after0) = probes[0]
     for n, (peak, after) in probes.items():
-        memory.add_row(str(n), f"{peak / 1024:.0f}", f"{peak / peak0:.3f}x", f"{after / 1024:.0f}", f"{after / after0:.3f}x")
+        memory.add_row(
+            str(n), f"{peak / 1024:.0f}", f"{peak / peak0:.3f}x", f"{after / 1024:.0f}", f"{after / after0:.3f}x"
+        )
     console.print(memory)
 
 

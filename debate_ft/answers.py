@@ -12,9 +12,7 @@ from decimal import Decimal, InvalidOperation
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 # A number: optional sign (not when glued to a preceding word or digit, so "10-5" yields 5),
 # thousands groups "1,234,567", decimals ".5" / "2.50".
-_NUMBER = re.compile(
-    r"(?<![\w.])(?P<sign>[-−–])?(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w])"
-)
+_NUMBER = re.compile(r"(?<![\w.])(?P<sign>[-−–])?(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w])")
 _CHOICE_PATTERNS = (
     re.compile(r"\\boxed\{\s*\(?([A-D])\)?\s*\}"),
     re.compile(r"\(([A-D])\)"),

@@ -20,6 +20,7 @@ commands (Hydra overrides follow, e.g. +dataset=gsm agents.n=3 debate.rounds=2):
 
 add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command shows its config."""
 
+
 def _commands() -> dict:
     from debate_ft import commands
 

@@ -11,9 +11,9 @@ appended to the transcript when it finishes, so a re-run skips finished chunks a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -34,7 +34,7 @@ class Society:
     agent_ids: bool = False  # agent-ID ablation: a system message tells the one model which agent it is
 
     @classmethod
-    def base(cls, agents: int) -> "Society":
+    def base(cls, agents: int) -> Society:
         return cls((None,) * agents, (None,) * agents)
 
     @property
@@ -130,10 +130,15 @@ class Debate:
         """Every (question index, new turn) of a round, built from earlier rounds only."""
         role = "generator" if round_ == 1 else "critic"
         others = [
-            [[t["response"] for t in turns[q] if t["round"] == round_ - 1 and t["agent"] != agent] for agent in range(self.society.size)]
+            [
+                [t["response"] for t in turns[q] if t["round"] == round_ - 1 and t["agent"] != agent]
+                for agent in range(self.society.size)
+            ]
             for q in range(len(questions))
         ]
-        summaries = self._summaries(others, derive_seed(seed, "summary", round_)) if self.summarize and round_ > 1 else None
+        summaries = (
+            self._summaries(others, derive_seed(seed, "summary", round_)) if self.summarize and round_ > 1 else None
+        )
         pending = []
         for q, question in enumerate(questions):
             for agent in range(self.society.size):
@@ -144,7 +149,9 @@ class Debate:
                     turn["prompt"] = self.task.question_prompt(question)
                 elif summaries is not None and others[q][agent]:
                     turn["summary"] = summaries[q][agent]
-                    turn["prompt"] = prompts.summary_debate_prompt(question.text, self.task.answer_format, turn["summary"])
+                    turn["prompt"] = prompts.summary_debate_prompt(
+                        question.text, self.task.answer_format, turn["summary"]
+                    )
                 else:
                     turn["prompt"] = prompts.debate_prompt(question.text, self.task.answer_format, others[q][agent])
                 pending.append((q, turn))

@@ -28,7 +28,14 @@ def transcript_path(run_dir: Path, iteration: int, split: str, agents: int, roun
 
 
 def run_debate(
-    config: Config, task: Task, backend: Backend, society: Society, run_dir: Path, iteration: int, split: str, method: str
+    config: Config,
+    task: Task,
+    backend: Backend,
+    society: Society,
+    run_dir: Path,
+    iteration: int,
+    split: str,
+    method: str,
 ) -> list[dict]:
     agents, rounds = shape(method, config)
     society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)

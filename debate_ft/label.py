@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from debate_ft.debate import conversation
 from debate_ft.tasks import Task
@@ -81,9 +81,7 @@ class AgentSets:
     sizes: dict
 
 
-def agent_sets(
-    data: list[AgentExamples], w: float, critic_size: int | None, seed: int
-) -> list[AgentSets]:
+def agent_sets(data: list[AgentExamples], w: float, critic_size: int | None, seed: int) -> list[AgentSets]:
     """Each agent's generator set and mixed critic set (default size: its generator set's), with sizes."""
     sets = []
     for agent, examples in enumerate(data):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from debate_ft.tasks import Task
 from debate_ft.vote import majority

@@ -122,9 +122,7 @@ def load_model(config: ModelConfig, device: torch.device, dtype: torch.dtype):
 
     location = model_dir(config)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=dtype, trust_remote_code=config.trust_remote_code
-        )
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, trust_remote_code=config.trust_remote_code)
     except OSError as error:
         raise _load_error(config, location, error) from None
     return model.to(device).eval()

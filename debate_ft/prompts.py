@@ -6,7 +6,7 @@ wrap other agents' previous-round answers (verbatim or summarised) around them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _solutions(responses: Sequence[str]) -> str:

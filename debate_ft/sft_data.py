@@ -6,8 +6,8 @@ Adapter names: gen<i> and crit<i> for agent i's generator and critic; `shared` f
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from datasets import Dataset
 
@@ -57,7 +57,9 @@ def save_sets(folder: Path, plan: dict[str, list[dict]], sizes: list[dict]) -> N
         if examples:
             with atomic_path(folder / name) as temporary:
                 Dataset.from_list(list(examples)).save_to_disk(str(temporary))
-    write_text(folder / "sizes.json", json.dumps({"agents": sizes, "adapters": {n: len(e) for n, e in plan.items()}}, indent=1))
+    write_text(
+        folder / "sizes.json", json.dumps({"agents": sizes, "adapters": {n: len(e) for n, e in plan.items()}}, indent=1)
+    )
 
 
 def load_sets(folder: Path) -> tuple[dict[str, list[dict]], list[dict]] | None:

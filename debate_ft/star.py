@@ -4,7 +4,7 @@ and keep the rationale, paired with the hint-free question, if it reaches the an
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from debate_ft.backends import Backend, Request
 from debate_ft.config import GenerationConfig

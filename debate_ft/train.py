@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from datasets import Dataset

@@ -7,8 +7,8 @@ counts towards consensus; if every answer is None the vote is None.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 Equivalent = Callable[[str, str], bool]
 

@@ -54,7 +54,9 @@ def test_boxed_contents_match_nested_braces():
     assert boxed_contents(text) == ["\\frac{1}{2}", "x^{2}"]
 
 
-@pytest.mark.parametrize("a, b, equal", [("5", "5.0", True), ("1234", "1,234", False), ("-3", "3", False), (None, "3", False)])
+@pytest.mark.parametrize(
+    "a, b, equal", [("5", "5.0", True), ("1234", "1,234", False), ("-3", "3", False), (None, "3", False)]
+)
 def test_numbers_equal(a, b, equal):
     assert numbers_equal(a, b) is equal
 

@@ -15,7 +15,14 @@ def cli(*args, cwd=None):
 
 
 def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
-    args = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=12", f"run.root={tmp_path}", "run.name=r"]
+    args = [
+        "evaluate",
+        "+dataset=arithmetic",
+        "backend=fake",
+        "dataset.test_size=12",
+        f"run.root={tmp_path}",
+        "run.name=r",
+    ]
     first = cli(*args)
     assert first.returncode == 0, first.stderr
     metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
@@ -28,15 +35,31 @@ def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
-    base = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=4", f"run.root={tmp_path}", "run.name=r"]
+    base = [
+        "evaluate",
+        "+dataset=arithmetic",
+        "backend=fake",
+        "dataset.test_size=4",
+        f"run.root={tmp_path}",
+        "run.name=r",
+    ]
     assert cli(*base).returncode == 0
     changed = cli(*base, "agents.n=2")
     assert changed.returncode == 2 and "agents.n" in changed.stderr
 
 
 def test_debate_command_writes_a_transcript(tmp_path):
-    result = cli("debate", "+dataset=arithmetic", "backend=fake", "dataset.train_size=3", "debate.split=train",
-                 "agents.n=2", "debate.rounds=3", f"run.root={tmp_path}", "run.name=d")
+    result = cli(
+        "debate",
+        "+dataset=arithmetic",
+        "backend=fake",
+        "dataset.train_size=3",
+        "debate.split=train",
+        "agents.n=2",
+        "debate.rounds=3",
+        f"run.root={tmp_path}",
+        "run.name=d",
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (tmp_path / "d" / "iter0" / "train_2x3.jsonl").read_text().splitlines()]
     assert len(records) == 3 and len(records[0]["turns"]) == 6
@@ -61,7 +84,8 @@ def test_errors_are_clear(tmp_path, args, message):
 
 def test_malformed_data_names_file_and_line(tmp_path):
     (tmp_path / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
-    result = cli("evaluate", "+dataset=gsm", "backend=fake", f"dataset.path={tmp_path / 'test.jsonl'}",
-                 f"run.root={tmp_path}")
+    result = cli(
+        "evaluate", "+dataset=gsm", "backend=fake", f"dataset.path={tmp_path / 'test.jsonl'}", f"run.root={tmp_path}"
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'test.jsonl'}:2: malformed JSON (Expecting value)"

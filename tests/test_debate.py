@@ -106,7 +106,9 @@ def test_transcript_resumes_and_reproduces(task, fake_backend, tmp_path):
     lines = (tmp_path / "full.jsonl").read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:3]) + lines[3][:20])
     calls = []
-    fake_backend.generate = lambda requests, *a, _g=fake_backend.generate, **k: calls.append(len(requests)) or _g(requests, *a, **k)
+    fake_backend.generate = lambda requests, *a, _g=fake_backend.generate, **k: (
+        calls.append(len(requests)) or _g(requests, *a, **k)
+    )
     resumed = debate(task, fake_backend).run(questions, path, seed=1, chunk_size=2)
     assert resumed == full
     assert [r["id"] for r in read_records(path)] == [q.id for q in questions]

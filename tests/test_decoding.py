@@ -41,8 +41,16 @@ class CountingModel:
     def __init__(self, lengths):
         self.lengths, self.batch_sizes, self.adapters = lengths, [], []
 
-    def __call__(self, input_ids, attention_mask, position_ids, past_key_values, use_cache, logits_to_keep=None,
-                 adapter_names=None):
+    def __call__(
+        self,
+        input_ids,
+        attention_mask,
+        position_ids,
+        past_key_values,
+        use_cache,
+        logits_to_keep=None,
+        adapter_names=None,
+    ):
         self.batch_sizes.append(input_ids.shape[0])
         self.adapters.append(adapter_names)
         if input_ids.shape[1] > 1:  # prefill

@@ -35,7 +35,10 @@ def test_corrected_kept_and_generator_sets():
     corrected = data[1].corrected[0]
     assert corrected["kind"] == "corrected" and len(corrected["messages"]) == 4
     assert corrected["messages"][1]["content"] == "r11" and corrected["messages"][3]["content"] == "r21"
-    assert data[0].generator[0]["messages"] == [{"role": "user", "content": "p10"}, {"role": "assistant", "content": "r10"}]
+    assert data[0].generator[0]["messages"] == [
+        {"role": "user", "content": "p10"},
+        {"role": "assistant", "content": "r10"},
+    ]
 
 
 def test_no_answer_turn_never_matches_the_label():

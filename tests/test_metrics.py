@@ -20,8 +20,28 @@ def turn(round_, agent, answer):
 def test_score_keeps_unanswered_questions_in_the_denominator():
     task = get_task(DatasetConfig(name="arithmetic"))
     records = [
-        {"gold": "5", "turns": [turn(1, 0, "5"), turn(1, 1, "4"), turn(1, 2, "4"), turn(2, 0, "5"), turn(2, 1, "5"), turn(2, 2, None)]},
-        {"gold": "7", "turns": [turn(1, 0, None), turn(1, 1, None), turn(1, 2, None), turn(2, 0, None), turn(2, 1, None), turn(2, 2, None)]},
+        {
+            "gold": "5",
+            "turns": [
+                turn(1, 0, "5"),
+                turn(1, 1, "4"),
+                turn(1, 2, "4"),
+                turn(2, 0, "5"),
+                turn(2, 1, "5"),
+                turn(2, 2, None),
+            ],
+        },
+        {
+            "gold": "7",
+            "turns": [
+                turn(1, 0, None),
+                turn(1, 1, None),
+                turn(1, 2, None),
+                turn(2, 0, None),
+                turn(2, 1, None),
+                turn(2, 2, None),
+            ],
+        },
     ]
     base, majority, debate = (score(records, task, m) for m in ("base", "majority", "debate"))
     assert base["accuracy"] == 0.5 and base["n"] == 2 and base["no_answer"] == 1

@@ -14,7 +14,9 @@ def write_jsonl(path, rows):
 
 
 def gsm_rows(n, offset=0):
-    return [{"question": f"Q{i}: how many?", "answer": f"work...\n#### {1000 * i:,}"} for i in range(offset, offset + n)]
+    return [
+        {"question": f"Q{i}: how many?", "answer": f"work...\n#### {1000 * i:,}"} for i in range(offset, offset + n)
+    ]
 
 
 def task(name, **kwargs):

@@ -13,7 +13,12 @@ CONFIG = TrainConfig(epochs=2, batch_size=2, learning_rate=5e-3, lora_r=4)
 
 def chats(answer: str, n: int = 4) -> list[dict]:
     return [
-        {"messages": [{"role": "user", "content": f"What is {i}+{i}?"}, {"role": "assistant", "content": f"{answer} {i}"}]}
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i}+{i}?"},
+                {"role": "assistant", "content": f"{answer} {i}"},
+            ]
+        }
         for i in range(n)
     ]
 

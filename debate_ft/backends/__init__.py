@@ -6,9 +6,10 @@ LoRA adapter (or the base model), and scores given completions with per-token lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 

@@ -67,7 +67,12 @@ def sample(
             break
         if len(running) < len(rows):  # finished rows leave the batch, and their cache rows with them
             cache.batch_select_indices(running)
-            rows, tokens, position, attention_mask = rows[running], tokens[running], position[running], attention_mask[running]
+            rows, tokens, position, attention_mask = (
+                rows[running],
+                tokens[running],
+                position[running],
+                attention_mask[running],
+            )
             if adapter_names is not None:
                 extra["adapter_names"] = [extra["adapter_names"][i] for i in running.tolist()]
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(rows), 1)], dim=-1)

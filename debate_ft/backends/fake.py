@@ -12,8 +12,8 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from debate_ft.answers import last_number
 from debate_ft.backends import Completion, Request

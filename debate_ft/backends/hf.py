@@ -8,8 +8,8 @@ batch (decoding.py).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -32,7 +32,7 @@ class HFBackend:
         self._keeps_logits = "logits_to_keep" in inspect.signature(hosted.base.forward).parameters
 
     @classmethod
-    def from_config(cls, model: ModelConfig, backend: BackendConfig) -> "HFBackend":
+    def from_config(cls, model: ModelConfig, backend: BackendConfig) -> HFBackend:
         set_threads(backend.threads)
         hosted = host(model, backend.device, backend.dtype)
         return cls(hosted, backend.batch_size, model.system_prompt)

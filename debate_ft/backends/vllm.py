@@ -8,8 +8,8 @@ trainer saves; a reloaded name gets a fresh LoRA id so vLLM does not serve a cac
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from debate_ft.backends import Completion, Request
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
@@ -88,7 +88,10 @@ class VLLMBackend:
             starts.append(len(ids))
         params = self._sampling_params(max_tokens=1, prompt_logprobs=0, temperature=0)
         outputs = self.llm.generate(prompts, params, lora_request=[self._lora(r) for r in requests], use_tqdm=False)
-        return [_scored(output, prompt["prompt_token_ids"], start) for output, prompt, start in zip(outputs, prompts, starts)]
+        return [
+            _scored(output, prompt["prompt_token_ids"], start)
+            for output, prompt, start in zip(outputs, prompts, starts)
+        ]
 
 
 def _scored(output, token_ids: list[int], start: int) -> list[float]:

@@ -11,8 +11,8 @@ episodes, or all rollouts of a training episode, share forward passes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -76,7 +76,7 @@ class Episode:
         """The latest output of `node`, if it ran."""
         return next((v.output for v in reversed(self.visits) if v.node == node), None)
 
-    def fork(self, index: int, output: str, alternative: int) -> "Episode":
+    def fork(self, index: int, output: str, alternative: int) -> Episode:
         """A rollout: this episode up to visit `index`, whose output is replaced by an alternative."""
         changed = replace(self.visits[index], output=output, alternative=alternative)
         return Episode(self.question, [*self.visits[:index], changed], deviation=(index, alternative))

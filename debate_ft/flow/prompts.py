@@ -6,7 +6,7 @@ and NO (the same completions the DPO learner trains on), the evaluator by those 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from debate_ft.tasks.musique import Paragraph
 

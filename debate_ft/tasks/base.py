@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from debate_ft.config import DatasetConfig
 from debate_ft.errors import DataError

@@ -34,7 +34,9 @@ class MATH(Task):
             require(row, ("problem",), where)
             meta = {k: row[k] for k in ("level", "type", "subject") if k in row}
             questions.append(
-                Question(id=f"math:{row_id(where)}", text=row["problem"].strip(), gold=gold_answer(row, where), meta=meta)
+                Question(
+                    id=f"math:{row_id(where)}", text=row["problem"].strip(), gold=gold_answer(row, where), meta=meta
+                )
             )
         return questions
 

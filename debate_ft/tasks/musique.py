@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from debate_ft.errors import DataError
 from debate_ft.metrics import mean_stderr
