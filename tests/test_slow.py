@@ -1,10 +1,14 @@
 """The embedded SmolLM2-135M for real (minutes): make test-slow."""
 
+import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
 
 from debate_ft.backends import make_backend
-from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig
+from debate_ft.cli import CONF_DIR
+from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig, load
 from debate_ft.debate import Debate, Society
+from debate_ft.iterate import iterate
 from debate_ft.metrics import score
 from debate_ft.tasks import get_task
 
@@ -20,3 +24,16 @@ def test_two_question_debate_on_the_embedded_model(tmp_path):
     assert all(t["response"] and t["tokens"] > 0 for r in records for t in r["turns"])
     result = score(records, task, "debate")
     assert result["n"] == 2 and 0 <= result["accuracy"] <= 1
+
+
+def test_one_iteration_on_the_embedded_model(tmp_path):
+    overrides = [
+        "+experiment=demo", "dataset.train_size=6", "dataset.test_size=3", "agents.n=2", "iterations=1",
+        "generation.max_new_tokens=32", "train.epochs=1", "backend.threads=2", f"run.root={tmp_path}", "run.name=r",
+    ]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = load(compose("config", overrides=overrides))
+    iterate(config, tmp_path / "r")
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    assert list(metrics["iteration"]) == [0, 0, 0, 1, 1, 1] and set(metrics["n"]) == {3}
+    assert (tmp_path / "r" / "iter1" / "data" / "sizes.json").exists()
