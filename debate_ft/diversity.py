@@ -1,4 +1,4 @@
-"""How diverse a society is, per iteration: embedding dissimilarity, KL from the base, cross-agent NLL, consensus.
+"""How diverse a society is, per iteration: embedding dissimilarity, KL from base, cross-agent NLL, consensus.
 
 All four come from one test-debate transcript (iter<k>/test_<N>x<M>.jsonl), with no extra sampling:
   dissimilarity  mean over questions of the mean pairwise (1 - cos) between the agents' last-round responses
@@ -109,7 +109,9 @@ def _persona(messages: tuple[Message, ...], system: str | None) -> list[Message]
     return [{"role": "system", "content": system}, *messages] if system else list(messages)
 
 
-def logprob_sums(backend: Backend, requests: Sequence[Request], completions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def logprob_sums(
+    backend: Backend, requests: Sequence[Request], completions: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Summed log-probability and token count of each completion; identical rows are scored once, so an
     agent that is the base model (adapter None) scores exactly as the base does."""
     index: dict[tuple, int] = {}
@@ -184,7 +186,8 @@ def likelihood_summary(matrix: np.ndarray) -> dict:
     """nll_self: mean diagonal; nll_cross: mean off-diagonal; nll_pair_gap: mean over agents c and pairs
     a < b of other agents of |M[c, a] - M[c, b]|, how differently a third agent rates two agents' turns."""
     agents = len(matrix)
-    gaps = [abs(matrix[c, a] - matrix[c, b]) for c in range(agents) for a, b in combinations(range(agents), 2) if c not in (a, b)]
+    pairs = list(combinations(range(agents), 2))
+    gaps = [abs(matrix[c, a] - matrix[c, b]) for c in range(agents) for a, b in pairs if c not in (a, b)]
     return {
         "nll_self": float(np.mean(np.diag(matrix))),
         "nll_cross": float(matrix[~np.eye(agents, dtype=bool)].mean()) if agents > 1 else math.nan,
@@ -214,12 +217,12 @@ def measure(
 
 
 def matrix_frame(matrix: np.ndarray) -> pd.DataFrame:
-    agents = range(len(matrix))
-    return pd.DataFrame(matrix, index=pd.Index([f"agent{i}" for i in agents], name="scorer"), columns=[f"agent{j}" for j in agents])
+    names = [f"agent{i}" for i in range(len(matrix))]
+    return pd.DataFrame(matrix, index=pd.Index(names, name="scorer"), columns=names)
 
 
 class Diversity:
-    """The `iterate` stage: measures an iteration's test transcript once; a row in diversity.csv marks it done."""
+    """The `iterate` stage: measures each test transcript once (its row in diversity.csv marks it done)."""
 
     def __init__(self, config: DiversityConfig, task: Task, backend: Backend, run_dir: Path, ft_method: str):
         self.config, self.task, self.backend = config, task, backend
@@ -231,8 +234,8 @@ class Diversity:
         if not path.exists() or not (self.run_dir / f"iter{iteration}" / NLL_FILE).exists():
             return False
         table = pd.read_csv(path)
-        key = (table["iteration"] == iteration) & (table["ft_method"] == self.ft_method) & (table["split"] == "test")
-        return bool(key.any())
+        mine = (table["iteration"] == iteration) & (table["ft_method"] == self.ft_method)
+        return bool((mine & (table["split"] == "test")).any())
 
     def run(self, iteration: int, transcript: Path) -> None:
         records = read_records(transcript)
