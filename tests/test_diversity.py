@@ -80,7 +80,8 @@ def test_consensus_and_row_on_hand_built_transcripts(fake_backend):
     records = transcript(["gen0", None, None], answers, questions=3)
     row, kl, matrix = measure(records, TASK, fake_backend, same_vector, questions=2)
     assert row["consensus"] == pytest.approx((2 / 3 + 0 + 1) / 3)
-    assert (row["n"], row["n_scored"], row["agents"]) == (3, 2, 3) and row["dissimilarity"] == 0.0
+    assert (row["n"], row["n_scored"], row["agents"]) == (3, 2, 3)
+    assert row["dissimilarity"] == pytest.approx(0.0, abs=1e-12)
     assert list(kl["responses"]) == [4, 4, 4] and matrix.shape == (3, 3)
     assert kl["kl_token"][1] == kl["kl_token"][2] == 0.0  # agents 1 and 2 are the base model
 

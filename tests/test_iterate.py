@@ -102,5 +102,6 @@ def test_multirun_sweep_and_report(tiny_model_dir, tmp_path):
     report = subprocess.run([sys.executable, "-m", "debate_ft", "report", str(tmp_path / "sweep")],
                             capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
-    lines = [line for line in report.stdout.splitlines() if "sweep/" in line]
+    accuracy_table = report.stdout.split("debate accuracy and diversity")[0]
+    lines = [line for line in accuracy_table.splitlines() if "sweep/" in line]
     assert len(lines) == 12 and any(" 1 " in line for line in lines) and any(" 2 " in line for line in lines)
