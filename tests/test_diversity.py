@@ -19,7 +19,7 @@ from debate_ft.diversity import (
     score_society,
     scored_turns,
 )
-from debate_ft.errors import ConfigError
+from debate_ft.errors import ConfigError, ModelError
 from debate_ft.runs import append_records
 from debate_ft.tasks import get_task
 from debate_ft.train import lora_config, train_adapter
@@ -161,3 +161,8 @@ def test_stage_writes_once_and_never_duplicates(fake_backend, tmp_path, monkeypa
 def test_config_bounds_the_scored_questions():
     with pytest.raises(ConfigError, match="diversity.questions"):
         DiversityConfig(questions=0)
+
+
+def test_a_missing_embedding_model_is_a_one_line_error(tmp_path):
+    with pytest.raises(ModelError, match="diversity.embedding_model unset"):
+        load_embedder(str(tmp_path / "no-such-model"))
