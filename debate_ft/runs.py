@@ -13,8 +13,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 
@@ -119,6 +119,7 @@ VOLATILE = (
     "debate.split",
     "flow.train",
     "flow.eval_before",
+    "diversity.enabled",  # only adds diversity.csv; every other output is the same with it on or off
 )
 
 

@@ -71,3 +71,34 @@ def pytest_terminal_summary(terminalreporter):
             f"{len(_MARKED_OUT)} test(s) deselected by marker: `make test-slow` runs the embedded-model tests; "
             "`pytest -m hub` needs the Hugging Face hub, `pytest -m gpu` a CUDA GPU."
         )
+
+
+@pytest.fixture(scope="session")
+def diversity_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """One finished 1-iteration `iterate` run (fake debates, tiny-model LoRA training) with its diversity
+    metrics, shared by the report and notebook tests."""
+    from hydra import compose, initialize_config_dir
+
+    from debate_ft.cli import CONF_DIR
+    from debate_ft.config import load, to_dict
+    from debate_ft.iterate import iterate
+    from debate_ft.runs import prepare_run_dir
+
+    overrides = [
+        "+dataset=arithmetic",
+        "backend=fake",
+        "model=local",
+        f"model.path={tiny_model_dir}",
+        "iterations=1",
+        "dataset.train_size=8",
+        "dataset.test_size=4",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "agents.n=2",
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = load(compose("config", overrides=overrides))
+    run_dir = tmp_path_factory.mktemp("runs") / "multiagent"
+    prepare_run_dir(run_dir, to_dict(config))
+    iterate(config, run_dir)
+    return run_dir

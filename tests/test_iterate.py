@@ -19,8 +19,16 @@ SMALL = ["dataset.train_size=8", "dataset.test_size=4", "train.epochs=1", "train
 
 
 def settings(tiny_model_dir, run_dir, *extra):
-    return ["+dataset=arithmetic", "backend=fake", "model=local", f"model.path={tiny_model_dir}",
-            f"run.root={run_dir.parent}", f"run.name={run_dir.name}", *SMALL, *extra]
+    return [
+        "+dataset=arithmetic",
+        "backend=fake",
+        "model=local",
+        f"model.path={tiny_model_dir}",
+        f"run.root={run_dir.parent}",
+        f"run.name={run_dir.name}",
+        *SMALL,
+        *extra,
+    ]
 
 
 def run_in_process(tiny_model_dir, run_dir, *extra):
@@ -63,8 +71,13 @@ def test_a_finished_run_is_not_repeated(tiny_model_dir, tmp_path):
 
 
 def cli(args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "debate_ft", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "debate_ft", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def snapshot(run_dir):
@@ -99,8 +112,10 @@ def test_multirun_sweep_and_report(tiny_model_dir, tmp_path):
     run = cli(["iterate", "-m", *settings(tiny_model_dir, tmp_path / "sweep", "iterations=1"), "agents.n=1,2"])
     assert run.wait(timeout=600) == 0, run.stderr.read()
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
-    report = subprocess.run([sys.executable, "-m", "debate_ft", "report", str(tmp_path / "sweep")],
-                            capture_output=True, text=True)
+    report = subprocess.run(
+        [sys.executable, "-m", "debate_ft", "report", str(tmp_path / "sweep")], capture_output=True, text=True
+    )
     assert report.returncode == 0, report.stderr
-    lines = [line for line in report.stdout.splitlines() if "sweep/" in line]
+    accuracy_table = report.stdout.split("debate accuracy and diversity")[0]
+    lines = [line for line in accuracy_table.splitlines() if "sweep/" in line]
     assert len(lines) == 12 and any(" 1 " in line for line in lines) and any(" 2 " in line for line in lines)

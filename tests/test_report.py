@@ -1,0 +1,60 @@
+"""The diversity stage inside `iterate`, and `report` on a finished run: tables and PNG plots."""
+
+import math
+import shutil
+
+import pandas as pd
+import pytest
+
+from debate_ft import report
+from debate_ft.diversity import DIVERSITY_FILE
+
+PLOTS = ["accuracy.png", "diversity.png", "kl_per_agent.png", "nll_heatmap.png"]
+
+
+def is_png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_iterate_measures_every_iteration_once(diversity_run):
+    table = pd.read_csv(diversity_run / DIVERSITY_FILE)
+    assert list(table["iteration"]) == [0, 1] and set(table["ft_method"]) == {"multiagent_ft"}
+    assert set(table["n"]) == {4} and set(table["agents"]) == {2}
+    base, tuned = table.iloc[0], table.iloc[1]
+    assert base["kl_token"] == 0.0  # iteration 0 is the base society: one model, so constant NLL columns
+    assert base["nll_self"] == pytest.approx(base["nll_cross"], rel=1e-12)
+    assert tuned["kl_token"] != 0.0 and tuned["nll_self"] != tuned["nll_cross"]
+    assert math.isnan(base["nll_pair_gap"])  # two agents: no third one to score them
+    kl = pd.read_csv(diversity_run / "iter1" / "kl.csv")
+    nll = pd.read_csv(diversity_run / "iter1" / "nll_matrix.csv", index_col=0)
+    assert list(kl["agent"]) == [0, 1] and nll.shape == (2, 2) and (nll.to_numpy() > 0).all()
+
+
+def test_report_prints_accuracy_and_diversity_and_writes_pngs(diversity_run, tmp_path, capsys):
+    other = tmp_path / "copy"
+    shutil.copytree(diversity_run, other)
+    assert report.main([str(diversity_run), str(other), "--out", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert "debate accuracy and diversity" in out and "dissimilarity" in out
+    society = [line for line in out.splitlines() if "multiagent_ft" in line and "±" in line]
+    assert len(society) == 2 * 6 + 2 * 2  # 3 scorings x 2 iterations, then 2 iterations, for each run
+    for name in PLOTS:
+        assert is_png(tmp_path / "plots" / name), name
+
+
+def test_report_defaults_to_the_run_dir_and_needs_no_diversity(diversity_run, tmp_path, capsys):
+    old = tmp_path / "old"  # a run from before diversity metrics, or with diversity.enabled=false
+    shutil.copytree(diversity_run, old)
+    (old / DIVERSITY_FILE).unlink()
+    assert report.main([str(old)]) == 0
+    assert "diversity" not in capsys.readouterr().out
+    assert is_png(old / "accuracy.png") and not (old / "diversity.png").exists()
+
+
+def test_society_table_joins_debate_accuracy_and_diversity(diversity_run):
+    metrics = report.collect([diversity_run])
+    society = report.society_table(metrics, report.collect([diversity_run], DIVERSITY_FILE))
+    assert list(society["iteration"]) == [0, 1] and set(society["method"]) == {"debate"}
+    assert {"accuracy", "stderr", "dissimilarity", "kl_token", "n_agents"} <= set(society.columns)
+    kl = report.kl_table([diversity_run])
+    assert len(kl) == 4 and set(kl["run"]) == {"multiagent"}
