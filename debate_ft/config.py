@@ -81,6 +81,11 @@ class ModelConfig:
 class BackendConfig:
     name: str = _help("Generation engine: hf (transformers + peft), vllm (GPU), fake (tests).", "hf")
     batch_size: int = _help("Rows per generate call; a debate round is split into batches of this size.", 64)
+    score_memory_mib: int = _help(
+        "hf: most MiB of float32 logits one log-probability pass may hold (fewer rows per pass beyond it); the "
+        "pass's peak memory is about three times this.",
+        128,
+    )
     device: str = _help("auto, cpu, cuda or cuda:N.", "auto")
     dtype: str = _help("auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16.", "auto")
     threads: Optional[int] = _help("torch CPU threads (None: one per core).")
@@ -90,6 +95,7 @@ class BackendConfig:
     def __post_init__(self):
         _check(self.name in BACKENDS, f"backend.name must be one of {', '.join(BACKENDS)} (got {self.name!r})")
         _check(self.batch_size >= 1, f"backend.batch_size must be >= 1 (got {self.batch_size})")
+        _check(self.score_memory_mib >= 1, f"backend.score_memory_mib must be >= 1 (got {self.score_memory_mib})")
         _check(
             self.dtype in ("auto", "float32", "bfloat16", "float16"),
             f"backend.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})",

@@ -116,6 +116,7 @@ VOLATILE = (
     "run",
     "backend.threads",
     "backend.device",
+    "backend.score_memory_mib",
     "debate.split",
     "flow.train",
     "flow.eval_before",

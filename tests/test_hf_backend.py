@@ -77,3 +77,18 @@ def test_sampling_is_reproducible_with_a_seed(tiny_backend):
     sampled = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9)
     reqs = requests()[:4:3]
     assert tiny_backend.generate(reqs, sampled, seed=5) == tiny_backend.generate(reqs, sampled, seed=5)
+
+
+def test_scoring_keeps_its_logits_within_the_memory_budget(tiny_model_config, random_adapters):
+    backend = backend_with(tiny_model_config, random_adapters, batch_size=16)
+    passes = []
+    backend.hosted.base.register_forward_pre_hook(lambda module, args: passes.append(1))
+    completions = ["Five.", "Red", "Sunny and mild, mostly.", "Hello there"] * 3
+    reqs = requests()[: len(completions)]
+    roomy = backend.logprobs(reqs, completions)
+    assert len(passes) == 1
+    backend.score_memory_mib = 1  # ~5 positions of a 49k vocabulary: every row needs a pass of its own
+    tight = backend.logprobs(reqs, completions)
+    assert len(passes) == 1 + len(reqs)
+    for a, b in zip(roomy, tight):
+        assert a == pytest.approx(b, abs=1e-4)

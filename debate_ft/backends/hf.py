@@ -23,19 +23,23 @@ BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 
 
 class HFBackend:
-    def __init__(self, hosted: HostedModel, batch_size: int = 64, system_prompt: str | None = None):
+    def __init__(
+        self, hosted: HostedModel, batch_size: int = 64, system_prompt: str | None = None, score_memory_mib: int = 128
+    ):
         self.hosted = hosted
         self.tokenizer = hosted.tokenizer
         self.batch_size = batch_size
+        self.score_memory_mib = score_memory_mib
         self.system_prompt = system_prompt
         self.generated_tokens = 0
         self._keeps_logits = "logits_to_keep" in inspect.signature(hosted.base.forward).parameters
+        self._vocab = hosted.base.get_output_embeddings().weight.shape[0]
 
     @classmethod
     def from_config(cls, model: ModelConfig, backend: BackendConfig) -> HFBackend:
         set_threads(backend.threads)
         hosted = host(model, backend.device, backend.dtype)
-        return cls(hosted, backend.batch_size, model.system_prompt)
+        return cls(hosted, backend.batch_size, model.system_prompt, backend.score_memory_mib)
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         self.hosted.load_adapter(name, path)
@@ -48,12 +52,19 @@ class HFBackend:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _batches(self, rows: list[list[int]], desc: str):
-        """Index batches of similar length (less padding), with a progress bar over rows."""
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    def _batches(self, rows: list[list[int]], desc: str, order: list[int] | None = None, fits=None):
+        """Index batches of at most `batch_size` rows, consecutive in `order` (default: by length, so little
+        padding) and, when given, each satisfying `fits(batch)`; with a progress bar over rows."""
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i])) if order is None else order
         with tqdm(total=len(rows), desc=desc, unit="row", leave=False, disable=len(rows) == 0) as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            batch: list[int] = []
+            for index in order:
+                if batch and (len(batch) == self.batch_size or (fits and not fits([*batch, index]))):
+                    yield batch
+                    bar.update(len(batch))
+                    batch = []
+                batch.append(index)
+            if batch:
                 yield batch
                 bar.update(len(batch))
 
@@ -65,6 +76,13 @@ class HFBackend:
         if self.hosted.peft is None:
             return {}
         return {"adapter_names": [self.hosted.internal_name(r.adapter) if r.adapter else BASE for r in requests]}
+
+    def _logits_fit(self, prompts: list[list[int]], rows: list[list[int]], batch: list[int]) -> bool:
+        """Whether the float32 logits one scoring pass keeps for `batch` stay within `score_memory_mib`: they are
+        rows x positions x vocabulary, gigabytes for a 64-row batch of long debate turns."""
+        first = min(len(prompts[i]) for i in batch) - 1 if self._keeps_logits else 0
+        positions = max(len(rows[i]) for i in batch) - first
+        return len(batch) * positions * self._vocab * 4 <= self.score_memory_mib * 2**20
 
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
@@ -106,9 +124,11 @@ class HFBackend:
         answers = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
         rows = [p + a for p, a in zip(prompts, answers)]
         results: list[torch.Tensor | None] = [None] * len(rows)
+        # rows of similar prompt length share a batch, so the kept logit positions are mostly completion ones
+        order = sorted(range(len(rows)), key=lambda i: (len(prompts[i]), len(rows[i])))
         self.tokenizer.padding_side = "right"  # completions then sit at known offsets
         try:
-            for batch in self._batches(rows, "score"):
+            for batch in self._batches(rows, "score", order, lambda batch: self._logits_fit(prompts, rows, batch)):
                 inputs = self._pad([rows[i] for i in batch])
                 # logits only from the first position that predicts a completion token on: the vocabulary head
                 # is a large share of a small model's compute, forward and backward
