@@ -27,7 +27,7 @@ from debate_ft.config import DiversityConfig
 from debate_ft.debate import conversation, last_round
 from debate_ft.errors import ModelError
 from debate_ft.metrics import score
-from debate_ft.runs import read_records, upsert_rows, write_text
+from debate_ft.runs import upsert_rows, write_text
 from debate_ft.tasks import Task
 
 DIVERSITY_FILE = "diversity.csv"  # one row per (iteration, ft_method, split) in the run directory
@@ -237,8 +237,8 @@ class Diversity:
         mine = (table["iteration"] == iteration) & (table["ft_method"] == self.ft_method)
         return bool((mine & (table["split"] == "test")).any())
 
-    def run(self, iteration: int, transcript: Path) -> None:
-        records = read_records(transcript)
+    def run(self, iteration: int, records: Sequence[dict]) -> None:
+        """Measure iteration `iteration`'s test transcript `records`, unless that is done already."""
         if not records or self.done(iteration):
             return
         if self._embed is None:

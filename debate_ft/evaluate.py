@@ -48,6 +48,13 @@ def evaluate(
     config: Config, task: Task, backend: Backend, society: Society, run_dir: Path, iteration: int, method: str, **extra
 ) -> list[dict]:
     records = run_debate(config, task, backend, society, run_dir, iteration, "test", method)
+    return record_scores(config, task, records, run_dir, iteration, method, **extra)
+
+
+def record_scores(
+    config: Config, task: Task, records: list[dict], run_dir: Path, iteration: int, method: str, **extra
+) -> list[dict]:
+    """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`)."""
     agents, rounds = shape(method, config)
     rows = [
         {

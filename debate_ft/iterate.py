@@ -27,7 +27,7 @@ from debate_ft.backends.hf import HFBackend
 from debate_ft.config import FT_METHODS, Config, require_method
 from debate_ft.debate import Society, derive_seed
 from debate_ft.diversity import Diversity
-from debate_ft.evaluate import evaluate, print_rows, run_debate, shape, transcript_path
+from debate_ft.evaluate import print_rows, record_scores, run_debate
 from debate_ft.models import HostedModel, host
 from debate_ft.sft_data import SHARED, SINGLE_ADAPTER_METHODS, critic, generator, label_debates, load_sets, save_sets
 from debate_ft.star import star_examples
@@ -83,13 +83,10 @@ class Iterations:
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
-        config = self.config
-        rows = evaluate(
-            config, self.task, self.backend, self.society(), self.run_dir, k, "all", ft_method=self.method, **extra
-        )
-        if config.diversity.enabled:
-            agents, rounds = shape("all", config)
-            self.diversity.run(k, transcript_path(self.run_dir, k, "test", agents, rounds, config.debate.summarize))
+        records = run_debate(self.config, self.task, self.backend, self.society(), self.run_dir, k, "test", "all")
+        rows = record_scores(self.config, self.task, records, self.run_dir, k, "all", ft_method=self.method, **extra)
+        if self.config.diversity.enabled:
+            self.diversity.run(k, records)
         return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:

@@ -20,7 +20,6 @@ from debate_ft.diversity import (
     scored_turns,
 )
 from debate_ft.errors import ConfigError, ModelError
-from debate_ft.runs import append_records
 from debate_ft.tasks import get_task
 from debate_ft.train import lora_config, train_adapter
 
@@ -152,15 +151,14 @@ def test_trained_agent_drifts_from_base_and_prefers_its_own_turns(trained):
 
 
 def test_stage_writes_once_and_never_duplicates(fake_backend, tmp_path, monkeypatch):
-    path = tmp_path / "iter1" / "test_3x2.jsonl"
-    append_records(path, transcript(["gen0", "gen1", None]))
+    records = transcript(["gen0", "gen1", None])
     monkeypatch.setattr("debate_ft.diversity.load_embedder", lambda name: same_vector)
     stage = Diversity(DiversityConfig(questions=1), TASK, fake_backend, tmp_path, "multiagent_ft")
-    stage.run(1, path)
+    stage.run(1, records)
     first = pd.read_csv(tmp_path / DIVERSITY_FILE)
     assert len(first) == 1 and first["n_scored"][0] == 1 and (tmp_path / "iter1" / "kl.csv").exists()
     monkeypatch.setattr("debate_ft.diversity.measure", lambda *a: pytest.fail("measured twice"))
-    stage.run(1, path)
+    stage.run(1, records)
     assert pd.read_csv(tmp_path / DIVERSITY_FILE).equals(first)
 
 
