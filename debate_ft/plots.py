@@ -63,7 +63,7 @@ def diversity(table: pd.DataFrame) -> Figure:
     figure = Figure(figsize=(15, 7), layout="constrained")
     axes = figure.subplots(2, 3).ravel()
     for ax, (column, title) in zip(axes, DIVERSITY_PANELS.items()):
-        for _index, (name, rows) in enumerate(_lines(table)):
+        for name, rows in _lines(table):
             line = ax.plot(rows["iteration"], rows[column], marker="o", label=name)[0]
             if column == "nll_cross":
                 ax.plot(rows["iteration"], rows["nll_self"], marker="x", linestyle="--", color=line.get_color())

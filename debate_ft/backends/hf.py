@@ -77,11 +77,15 @@ class HFBackend:
             return {}
         return {"adapter_names": [self.hosted.internal_name(r.adapter) if r.adapter else BASE for r in requests]}
 
+    def _first_kept(self, prompts: list[list[int]], batch: list[int]) -> int:
+        """The first position whose logits a scoring pass keeps: the first that predicts a completion token (the
+        vocabulary head is a large share of a small model's compute, forward and backward)."""
+        return min(len(prompts[i]) for i in batch) - 1 if self._keeps_logits else 0
+
     def _logits_fit(self, prompts: list[list[int]], rows: list[list[int]], batch: list[int]) -> bool:
         """Whether the float32 logits one scoring pass keeps for `batch` stay within `score_memory_mib`: they are
         rows x positions x vocabulary, gigabytes for a 64-row batch of long debate turns."""
-        first = min(len(prompts[i]) for i in batch) - 1 if self._keeps_logits else 0
-        positions = max(len(rows[i]) for i in batch) - first
+        positions = max(len(rows[i]) for i in batch) - self._first_kept(prompts, batch)
         return len(batch) * positions * self._vocab * 4 <= self.score_memory_mib * 2**20
 
     def generate(
@@ -130,9 +134,7 @@ class HFBackend:
         try:
             for batch in self._batches(rows, "score", order, lambda batch: self._logits_fit(prompts, rows, batch)):
                 inputs = self._pad([rows[i] for i in batch])
-                # logits only from the first position that predicts a completion token on: the vocabulary head
-                # is a large share of a small model's compute, forward and backward
-                first = min(len(prompts[i]) for i in batch) - 1 if self._keeps_logits else 0
+                first = self._first_kept(prompts, batch)
                 length = inputs["input_ids"].shape[1]
                 keep = {"logits_to_keep": torch.arange(first, length, device=self.hosted.device)} if first else {}
                 adapters = self._adapter_kwargs([requests[i] for i in batch])

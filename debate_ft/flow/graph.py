@@ -21,7 +21,7 @@ from debate_ft.config import FlowConfig, GenerationConfig
 from debate_ft.debate import derive_seed
 from debate_ft.flow import prompts
 from debate_ft.tasks import Question
-from debate_ft.tasks.musique import MuSiQue, Paragraph, short_answer
+from debate_ft.tasks.musique import MuSiQue, Paragraph, golds, short_answer
 
 NODES = ("query", "relevance", "stop", "sufficiency", "answer", "final")
 # nodes whose prompt is the question plus the documents found so far
@@ -93,7 +93,7 @@ class Episode:
         return {
             "id": question.id,
             "question": question.text,
-            "gold": [question.gold, *question.meta["aliases"]],
+            "gold": golds(question),
             **extra,
             "deviation": self.deviation,
             **self.prediction(),
@@ -106,7 +106,7 @@ class Flow:
 
     def __init__(self, backend: Backend, task: MuSiQue, settings: FlowConfig, adapters: Mapping[str, str | None]):
         self.backend, self.task, self.settings, self.adapters = backend, task, settings, dict(adapters)
-        self.full = task.config.variant == "full"
+        self.full = task.full
         self._bm25: dict[str, object] = {}
 
     def sampling(self, node: str, temperature: float = 0.0) -> GenerationConfig:

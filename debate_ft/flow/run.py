@@ -22,6 +22,7 @@ from debate_ft.backends.hf import HFBackend
 from debate_ft.config import Config
 from debate_ft.debate import derive_seed
 from debate_ft.errors import ConfigError
+from debate_ft.evaluate import METRICS_FILE
 from debate_ft.flow.graph import Episode, Flow, active_nodes
 from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
 from debate_ft.report import FLOW_COLUMNS, console, print_table
@@ -31,7 +32,6 @@ from debate_ft.tasks.musique import MuSiQue, score
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.csv"
 METRIC_KEY = ["split", "stage", "episodes"]
 
 
@@ -68,7 +68,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     settings, folder = config.flow, run_dir / "flow"
     checkpoint = folder / "checkpoint"
     resume = checkpoint.exists()
-    nodes = active_nodes(settings, config.dataset.variant == "full")
+    nodes = active_nodes(settings, task.full)
     torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
     learner = Learner(backend, nodes, settings, config.train, checkpoint if resume else None)
     progress = Progress(**json.loads((checkpoint / "state.json").read_text())) if resume else Progress()
@@ -86,10 +86,10 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
             train_episode(config, runner, learner, progress, questions, index, folder)
             if progress.episode % settings.save_every == 0 or progress.episode == len(questions):
                 save_checkpoint(checkpoint, learner, progress)
-                row = progressive_row(config, progress, questions, learner)
+                row = progressive_row(task, progress, questions, learner)
                 upsert_rows(run_dir / METRICS_FILE, [row], METRIC_KEY)
             bar.update(1)
-    rows.append(progressive_row(config, progress, questions, learner))
+    rows.append(progressive_row(task, progress, questions, learner))
     rows.append(evaluate(config, task, runner, run_dir, episodes=progress.episode))
     return rows
 
@@ -141,7 +141,7 @@ def _keep_before(path: Path, episode: int) -> None:
         write_records(path, kept)
 
 
-def progressive_row(config: Config, progress: Progress, questions, learner) -> dict:
+def progressive_row(task: MuSiQue, progress: Progress, questions, learner) -> dict:
     """Progressive validation: metrics of each training episode's greedy prediction, made before the
     updates that episode caused; plus pair counts and mean seconds per episode by phase."""
     done = progress.episode
@@ -150,7 +150,7 @@ def progressive_row(config: Config, progress: Progress, questions, learner) -> d
         "split": "train",
         "stage": "progressive",
         "episodes": done,
-        **score(questions[:done], progress.predictions[:done], config.dataset.variant == "full"),
+        **score(questions[:done], progress.predictions[:done], task.full),
         "pairs_made": progress.pairs_made,
         "pairs_used": progress.pairs_used,
         "optimizer_steps": learner.steps,
@@ -162,7 +162,7 @@ def progressive_row(config: Config, progress: Progress, questions, learner) -> d
 def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> dict:
     """Evaluate the run directory's checkpoint; without one, the untrained flow (the base model)."""
     checkpoint = run_dir / "flow" / "checkpoint"
-    nodes = active_nodes(config.flow, config.dataset.variant == "full")
+    nodes = active_nodes(config.flow, task.full)
     if not checkpoint.exists():
         console().print(f"no checkpoint in {run_dir}: evaluating the untrained flow (base model)")
         return evaluate(config, task, Flow(backend, task, config.flow, dict.fromkeys(nodes)), run_dir, episodes=0)
@@ -180,12 +180,11 @@ def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episode
     done = runner.run([Episode(q) for q in questions], derive_seed(config.seed, "test"), desc="flow test")
     seconds = time.perf_counter() - start
     write_records(run_dir / "flow" / f"test_trace_ep{episodes}.jsonl", [e.record(episode=episodes) for e in done])
-    sufficiency = config.dataset.variant == "full"
     row = {
         "split": "test",
         "stage": "eval",
         "episodes": episodes,
-        **score(questions, [e.prediction() for e in done], sufficiency),
+        **score(questions, [e.prediction() for e in done], task.full),
         "seconds_greedy": seconds / max(len(questions), 1),
     }
     upsert_rows(run_dir / METRICS_FILE, [row], METRIC_KEY)

@@ -109,6 +109,11 @@ class MuSiQue(Task):
     name = "musique"
     answer_format = "Reply with the short answer only: a name, date, number or short phrase."
 
+    @property
+    def full(self) -> bool:
+        """MuSiQue-Full: unanswerable questions too, and the flow's sufficiency node."""
+        return self.config.variant == "full"
+
     def load_split(self, split: str) -> list[Question]:
         return [self._question(where, row) for where, row in self._rows(split)]
 
