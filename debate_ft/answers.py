@@ -1,39 +1,93 @@
-"""Answer extraction and equivalence: small pure functions, one per answer kind.
+"""Answer extraction: small pure functions shared by every task.
 
-Every extractor returns a canonical string or None ("no answer"); None is never equivalent to anything.
+Which stated answer counts is one rule for every task: the *last explicit answer statement* wins over every
+earlier mention. A statement is a box (``\\boxed{...}``, ``\\boxed {...}``, ``\\boxed 3``, ``\\fbox{...}``) or an
+answer phrase ("the answer is ...", "Answer: ...", "final answer: ...", "#### ..."). Statements are tried from
+the last backwards and the first one the task can read is the answer, so a template such as ``\\boxed{answer}``
+or "I hope the answer is right" is passed over. Only a response with no readable statement falls back to a
+bare mention: the last number for numeric tasks, the last "(X)" / "X)" for multiple choice; MATH has none.
+Every extractor returns a canonical string or None ("no answer"); None never equals anything.
 """
 
 from __future__ import annotations
 
-import logging
+import ast
 import re
-from decimal import Decimal, InvalidOperation
+import unicodedata
+from collections.abc import Callable
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import NamedTuple
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
-# A number: optional sign (not when glued to a preceding word or digit, so "10-5" yields 5),
-# thousands groups "1,234,567", decimals ".5" / "2.50".
-_NUMBER = re.compile(r"(?<![\w.])(?P<sign>[-−–])?(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w])")
-_CHOICE_PATTERNS = (
-    re.compile(r"\\boxed\{\s*\(?([A-D])\)?\s*\}"),
-    re.compile(r"\(([A-D])\)"),
-    re.compile(r"(?i:answer\s*(?:is|:)\s*)\(?([A-D])\b"),
+_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")  # Arabic-Indic, full-width, ... decimal digits
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*(?:(\{)|([^\s{}$\\]+))")
+_PHRASE = re.compile(
+    r"(?i)(?<![a-z])answers?\s*(?:(?:is|are|was|would\s+be|should\s+be|will\s+be)\b\s*:?|[:=])|####",
 )
+_SENTENCE_END = re.compile(r"\n|\.(?=\s|$)")
+_PHRASE_SPAN = 200  # characters of an answer phrase read as its content
+_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+
+# Digit-group separators: LaTeX's {,} and ,\! keep the comma; \, \; \: \! ~ and thin/no-break spaces between
+# a digit and a group of exactly three digits are dropped ("1\,300" -> "1300").
+_GROUP_COMMA = re.compile(r"\{,\}|,\\!")
+_GROUP_SPACE = re.compile(r"(?<=\d)(?:\\[,;:! ]|~|[\u2009\u202f\u00a0])+(?=\d{3}(?!\d))")
+_PLAIN_SPACE_GROUPS = re.compile(r"\s*-?\d{1,3}(?: \d{3})+(?:\.\d+)?\s*")  # "1 300" only as a whole answer
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<sign>-)?(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?!\d|,\d{3}(?!\d))"
+)
+_STRICT_NUMBER = re.compile(r"\s*-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?\s*")
+_FRAC = re.compile(r"\\frac\s*(?:\{([^{}]*)\}|(\d))\s*(?:\{([^{}]*)\}|(\d))")
+_MIXED = re.compile(r"(?<![\d.])(\d+)\s*\\frac\s*\{(\d+)\}\s*\{(\d+)\}")  # 2\frac{1}{2}: two and a half
+_ARITHMETIC = re.compile(r"[\d.+\-*/() ]+")
+_LATEX_TO_ASCII = (
+    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\times", "*"), ("\\cdot", "*"), ("×", "*"), ("·", "*"),
+    ("\\div", "/"), ("÷", "/"), ("−", "-"), ("–", "-"), ("\\left", ""), ("\\right", ""), ("\\$", ""), ("$", ""),
+    ("\\%", ""), ("%", ""),
+)  # fmt: skip
+_CHOICE_STATED = re.compile(
+    r"\s*(?:(?i:option|choice)\s*)?[(\[]?\s*(?:([A-Z])(?![A-Za-z0-9])|([a-z])\s*(?=[).\],:;]|$))"
+)
+_CHOICE_MENTION = re.compile(r"\(([A-Z])\)|^\s*([A-Z])(?:[).:]\s|\s*$)", re.MULTILINE)
+
+
+# ---- which statement counts ----
+
+
+def prepare(text: str) -> str:
+    """Non-ASCII decimal digits as ASCII, markdown bold dropped: the text every extractor reads."""
+    text = _NON_ASCII_DIGIT.sub(lambda match: str(unicodedata.digit(match.group())), text)
+    return text.replace("**", "").replace("__", "")
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of each '{' -> index of its matching '}', in one pass (unbalanced ones are left out)."""
+    stack, pairs = [], {}
+    for match in re.finditer(r"[{}]", text):
+        if match.group() == "{":
+            stack.append(match.start())
+        elif stack:
+            pairs[stack.pop()] = match.start()
+    return pairs
 
 
 def boxed_contents(text: str) -> list[str]:
-    """Contents of every \\boxed{...} / \\fbox{...} in order, with nested braces matched."""
-    found = []
-    for command in _BOX_COMMANDS:
-        start = 0
-        while (at := text.find(command + "{", start)) != -1:
-            depth, i = 0, at + len(command)
-            for i in range(at + len(command), len(text)):
-                depth += {"{": 1, "}": -1}.get(text[i], 0)
-                if depth == 0:
-                    found.append((at, text[at + len(command) + 1 : i]))
-                    break
-            start = i + 1
-    return [content for _, content in sorted(found)]
+    """Contents of every \\boxed / \\fbox in order: braces matched ('\\boxed {x}' too) or one token ('\\boxed 3')."""
+    return [content for _, content in _boxes(text)]
+
+
+def _boxes(text: str) -> list[tuple[int, str]]:
+    found, pairs = [], None
+    for match in _BOX.finditer(text):
+        if match.group(1):
+            pairs = _closing_braces(text) if pairs is None else pairs
+            end = pairs.get(match.end(1) - 1)
+            if end is not None:
+                found.append((match.start(), text[match.end(1) : end]))
+        else:
+            found.append((match.start(), match.group(2).rstrip(".,;:")))
+    return found
 
 
 def last_boxed(text: str) -> str | None:
@@ -41,79 +95,185 @@ def last_boxed(text: str) -> str | None:
     return boxes[-1].strip() if boxes else None
 
 
-def normalize_number(token: str) -> str | None:
-    """Canonical decimal string of one numeric token: '1,234.50' -> '1234.5', '−3' -> '-3', '5.0' -> '5'."""
-    cleaned = token.strip().replace(",", "").replace("−", "-").replace("–", "-").replace(" ", "")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
+class Statement(NamedTuple):
+    content: str
+    boxed: bool  # a box rather than an answer phrase
+
+
+def answer_statements(text: str) -> list[Statement]:
+    """Every explicit answer statement (boxes and answer phrases), in the order written."""
+    found = [(at, Statement(content, True)) for at, content in _boxes(text)]
+    for match in _PHRASE.finditer(text):
+        span = text[match.end() : match.end() + _PHRASE_SPAN]
+        found.append((match.start(), Statement(_SENTENCE_END.split(span, maxsplit=1)[0], False)))
+    return [statement for _, statement in sorted(found, key=lambda pair: pair[0])]
+
+
+Reader = Callable[[Statement], "str | None"]
+
+
+def final_answer(text: str, read: Reader, fallback: Callable[[str], str | None] | None = None) -> str | None:
+    """The project's one rule: the last statement `read` can read, else `fallback` on the whole text."""
+    text = prepare(text)
+    for statement in reversed(answer_statements(text)):
+        if (answer := read(statement)) is not None:
+            return answer
+    return fallback(text) if fallback else None
+
+
+# ---- numbers (GSM8K, arithmetic) ----
+
+
+def canonical_number(value: Fraction) -> str:
+    """'42', '0.75', '-3.5' for terminating decimals; 'p/q' otherwise ('1/3')."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return f"{value.numerator}/{value.denominator}"
+    with localcontext() as context:
+        context.prec = 60
+        return format((Decimal(value.numerator) / Decimal(value.denominator)).normalize(), "f")
+
+
+def _clean_numeric(text: str) -> str:
+    """One normalisation for every numeric task: digit-group separators, unicode minus, LaTeX wrappers."""
+    text = _GROUP_SPACE.sub("", _GROUP_COMMA.sub(",", text)).replace("−", "-").replace("–", "-")
+    return _WRAPPER.sub(r" \1 ", text)
+
+
+def _arithmetic(expression: str) -> Fraction | None:
+    """Exact value of + - * / over plain numbers, or None; no powers, so no value can blow up."""
+    if len(expression) > 100 or not _ARITHMETIC.fullmatch(expression):
         return None
-    if value == 0:
-        return "0"  # Decimal keeps the sign of "-0"
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+
+    def value(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return Fraction(repr(node.value))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+            left, right = value(node.left), value(node.right)
+            operations = {ast.Add: left.__add__, ast.Sub: left.__sub__, ast.Mult: left.__mul__}
+            return left / right if isinstance(node.op, ast.Div) else operations[type(node.op)](right)
+        raise ValueError("not plain arithmetic")
+
+    try:
+        return value(tree.body)
+    except (ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
+def _as_arithmetic(content: str) -> str:
+    """LaTeX fractions, products and quotients as Python arithmetic: '\\frac{84}{2}' -> '(84)/(2)'."""
+    for latex, ascii_ in _LATEX_TO_ASCII:
+        content = content.replace(latex, ascii_)
+    content = _MIXED.sub(r"(\1+\2/\3)", content)
+    for _ in range(8):  # nested fractions, innermost first
+        content, replaced = _FRAC.subn(lambda m: f"({m.group(1) or m.group(2)})/({m.group(3) or m.group(4)})", content)
+        if not replaced:
+            break
+    return content
+
+
+def read_number(content: str) -> str | None:
+    """The number a box or an answer phrase gives: '\\frac{84}{2}' -> '42', '3/4' -> '0.75', '- 5' -> '-5',
+    '330,\\!000' -> '330000', 'x = 5' -> '5', '18 \\text{ dollars}' -> '18'; None if it holds none."""
+    content = _clean_numeric(content).rsplit("=", 1)[-1]  # '2 + 3 = 5', 'x = 5': the right-hand side
+    if _PLAIN_SPACE_GROUPS.fullmatch(content):
+        content = content.replace(" ", "")
+    arithmetic = _as_arithmetic(content).strip().rstrip(".")
+    if (value := _arithmetic(_THOUSANDS_COMMA.sub("", arithmetic))) is not None:
+        return canonical_number(value)
+    match = _NUMBER.search(re.sub(r"^\s*-\s+(?=\d)", "-", content))  # a stated '- 5' is minus five
+    return _number_of(match) if match else None
+
+
+def _number_of(match: re.Match) -> str:
+    sign = "-" if match.group("sign") else ""
+    return canonical_number(Fraction(sign + match.group("body").replace(",", "")))
 
 
 def last_number(text: str) -> str | None:
-    """The last number written in text, canonicalised; None if there is none."""
-    matches = list(_NUMBER.finditer(text))
-    if not matches:
+    """The last number written in the text (units may follow: '243km' -> '243'), canonical; None if none."""
+    matches = list(_NUMBER.finditer(_clean_numeric(text)))
+    return _number_of(matches[-1]) if matches else None
+
+
+def normalize_number(token: str) -> str | None:
+    """Canonical form of a token that is exactly one number ('1,234.50' -> '1234.5', '−0' -> '0'), else None."""
+    token = prepare(_clean_numeric(token))
+    if not token.strip() or not _STRICT_NUMBER.fullmatch(token) or not re.search(r"\d", token):
         return None
-    last = matches[-1]
-    return normalize_number((last.group("sign") or "") + last.group("body"))
+    return canonical_number(Fraction(token.replace(",", "").strip()))
 
 
 def extract_number(text: str) -> str | None:
-    """A numeric final answer: the last \\boxed{} holding a number, else the last number in the text."""
-    for box in reversed(boxed_contents(text)):
-        if (number := last_number(box)) is not None:
-            return number
-    return last_number(text)
+    """A numeric final answer by the statement rule; with no statement, the last number in the text."""
+    return final_answer(text, lambda statement: read_number(statement.content), fallback=last_number)
 
 
 def numbers_equal(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return False
     try:
-        return Decimal(a) == Decimal(b)
-    except InvalidOperation:
+        return Fraction(a) == Fraction(b)
+    except (ValueError, ZeroDivisionError):
         return False
 
 
-def extract_choice(text: str) -> str | None:
-    """A multiple-choice letter A-D: the last \\boxed{X}, else the last (X), else 'answer is X'."""
-    for pattern in _CHOICE_PATTERNS:
-        if found := pattern.findall(text):
-            return found[-1]
-    return None
+# ---- multiple choice (MMLU) ----
+
+
+def read_choice(content: str, letters: str = "ABCD") -> str | None:
+    """The letter a statement gives: 'B', '(B)', 'B) London', 'option C', '\\text{B}'; lowercase only when
+    the letter stands alone ('b', 'b.'), so 'a bit unclear' is no answer."""
+    match = _CHOICE_STATED.match(_WRAPPER.sub(r"\1", content).replace("$", ""))
+    letter = match and (match.group(1) or match.group(2).upper())
+    return letter if letter and letter in letters else None
+
+
+def last_choice_mention(text: str, letters: str = "ABCD") -> str | None:
+    """With no statement: the last '(X)', a line opening with 'X)' / 'X.' / 'X:', or a line that is just 'X'."""
+    mentions = [m.group(1) or m.group(2) for m in _CHOICE_MENTION.finditer(text)]
+    mentions = [letter for letter in mentions if letter in letters]
+    return mentions[-1] if mentions else None
+
+
+def extract_choice(text: str, letters: str = "ABCD") -> str | None:
+    return final_answer(
+        text,
+        lambda statement: read_choice(statement.content, letters),
+        fallback=lambda whole: last_choice_mention(whole, letters),
+    )
 
 
 def choices_equal(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip().upper() == b.strip().upper()
 
 
+# ---- MATH (equivalence lives in math_equivalence.py) ----
+
+_MATH_SEGMENT = re.compile(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]")
+
+
+def read_math(statement: Statement) -> str | None:
+    """A box verbatim; from a phrase, its last $...$ segment, else its text if it holds a digit or a command
+    (so 'I hope the answer is right' is no answer)."""
+    if statement.boxed:
+        return statement.content.strip() or None
+    segments = [next(group for group in m.groups() if group) for m in _MATH_SEGMENT.finditer(statement.content)]
+    answer = (segments[-1] if segments else statement.content).strip().rstrip(".").strip()
+    return answer if answer and re.search(r"[\d\\]", answer) else None
+
+
 def extract_math(text: str) -> str | None:
-    """A MATH final answer: the last boxed expression, verbatim (equivalence is math-verify's job)."""
-    answer = last_boxed(text)
-    return answer if answer else None
-
-
-def math_equal(a: str | None, b: str | None) -> bool:
-    """Mathematical equivalence by math-verify; safe in worker threads (no signal-based timeout)."""
-    if a is None or b is None:
-        return False
-    if a.strip() == b.strip():
-        return True
-    from math_verify import parse, verify
-
-    # its signal-based timeout is off on purpose (it breaks outside the main thread): silence that warning
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-
-    def parsed(expression: str):
-        return parse(f"${expression}$", parsing_timeout=None)
-
-    try:
-        return bool(verify(parsed(a), parsed(b), timeout_seconds=None))
-    except Exception:  # math-verify raises on exotic LaTeX; unequal is the honest answer then
-        return False
+    """A MATH final answer by the statement rule, verbatim; no fallback (MATH asks for a box)."""
+    return final_answer(text, read_math)

@@ -3,8 +3,9 @@ and equivalence is math-verify's."""
 
 from __future__ import annotations
 
-from debate_ft.answers import extract_math, last_boxed, math_equal
+from debate_ft.answers import extract_math, last_boxed
 from debate_ft.errors import DataError
+from debate_ft.math_equivalence import matches_gold, math_equal
 from debate_ft.runs import require
 from debate_ft.tasks.base import Question, Task, from_hub, jsonl_rows, local_source, row_id
 
@@ -45,3 +46,6 @@ class MATH(Task):
 
     def equivalent(self, a: str, b: str) -> bool:
         return math_equal(a, b)
+
+    def is_correct(self, answer: str | None, gold: str) -> bool:
+        return matches_gold(gold, answer)  # math-verify is not symmetric: the gold goes first

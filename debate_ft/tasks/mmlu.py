@@ -75,7 +75,7 @@ class MMLU(Task):
         ]
 
     def extract_answer(self, response: str) -> str | None:
-        return extract_choice(response)
+        return extract_choice(response, LETTERS)
 
     def equivalent(self, a: str, b: str) -> bool:
         return choices_equal(a, b)
