@@ -32,7 +32,7 @@ _WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mbox)\s*\{(
 # a digit and a group of exactly three digits are dropped ("1\,300" -> "1300").
 _GROUP_COMMA = re.compile(r"\{,\}|,\\!")
 _GROUP_SPACE = re.compile(r"(?<=\d)(?:\\[,;:! ]|~|[\u2009\u202f\u00a0])+(?=\d{3}(?!\d))")
-_PLAIN_SPACE_GROUPS = re.compile(r"\s*-?\d{1,3}(?: \d{3})+(?:\.\d+)?\s*")  # "1 300" only as a whole answer
+_PLAIN_SPACE_GROUPS = re.compile(r"\s*-?\d{1,3}(?: \d{3})+(?:\.\d+)?\s*")  # "1 300" only as a whole answer/line
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NUMBER = re.compile(
     r"(?<![\w.])(?P<sign>-)?(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?!\d|,\d{3}(?!\d))"
@@ -202,8 +202,13 @@ def _number_of(match: re.Match) -> str:
 
 
 def last_number(text: str) -> str | None:
-    """The last number written in the text (units may follow: '243km' -> '243'), canonical; None if none."""
-    matches = list(_NUMBER.finditer(_clean_numeric(text)))
+    """The last number written in the text (units may follow: '243km' -> '243'), canonical; None if none.
+    A last line that is one space-grouped number ('1 300') is read whole."""
+    text = _clean_numeric(text)
+    last_line = text.rstrip().rsplit("\n", 1)[-1]
+    if _PLAIN_SPACE_GROUPS.fullmatch(last_line):
+        return canonical_number(Fraction(last_line.replace(" ", "")))
+    matches = list(_NUMBER.finditer(text))
     return _number_of(matches[-1]) if matches else None
 
 

@@ -18,6 +18,9 @@ CASES = [
     ("She saves \\boxed{12,\\!500}.", "12500", "12500"),
     ("The answer is 1\\,300.", "1300", "1300"),
     ("The answer is 1 300.", "1300", "1300"),
+    ("1 300", "1300", "1300"),
+    ("So in total:\n1 300\n", "1300", "1300"),
+    ("She has 3 200-page books, so 600 pages.", "600", "600"),  # a space-grouped number only stands alone
     ("The final answer is $\\boxed{1{,}000}$", "1000", "1000"),
     ("\\boxed{1,000}", "1000", "1000"),
     ("\\boxed{1000}", "1000", "1000"),
