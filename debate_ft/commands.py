@@ -9,13 +9,20 @@ from rich.console import Console
 from debate_ft.backends import make_backend
 from debate_ft.config import EVAL_METHODS, Config, require_method
 from debate_ft.debate import Society
+from debate_ft.errors import ConfigError
 from debate_ft.evaluate import evaluate as evaluate_stage
 from debate_ft.evaluate import print_rows, run_debate
 from debate_ft.metrics import score
 from debate_ft.tasks import get_task
 
 
+def _no_transfer(config: Config, command: str) -> None:
+    if config.eval_dataset is not None:
+        raise ConfigError(f"eval_dataset is for iterate (transfer); `{command}` tests +dataset=<name> itself")
+
+
 def debate(config: Config, run_dir: Path) -> None:
+    _no_transfer(config, "debate")
     task = get_task(config.dataset)
     backend = make_backend(config.backend, config.model)
     split = config.debate.split
@@ -28,6 +35,7 @@ def debate(config: Config, run_dir: Path) -> None:
 
 
 def evaluate(config: Config, run_dir: Path) -> None:
+    _no_transfer(config, "evaluate")
     method = require_method(config, EVAL_METHODS, "all")
     task = get_task(config.dataset)
     backend = make_backend(config.backend, config.model)

@@ -16,7 +16,7 @@ from debate_ft.errors import ConfigError
 
 DATASETS = ("arithmetic", "gsm", "math", "mmlu", "musique")
 BACKENDS = ("hf", "vllm", "fake")
-EVAL_METHODS = ("all", "base", "majority", "debate")
+EVAL_METHODS = ("all", "base", "majority", "debate", "self_consistency")
 FT_METHODS = (
     "multiagent_ft",
     "majority_ft",
@@ -48,6 +48,11 @@ class DatasetConfig:
     train_size: int = _help("Questions drawn from the train split (fine-tuning debates).", 100)
     test_size: int = _help("Questions drawn from the test split (evaluation).", 100)
     operands: int = _help("arithmetic: numbers per expression (Du et al.: 6, i.e. a+b*c+d-e*f).", 6)
+    question_seed: int = _help(
+        "arithmetic: seed of the generated questions (the YAML sets it to the run's `seed`); train and test "
+        "questions never overlap, whatever the seed.",
+        0,
+    )
     max_value: int = _help("arithmetic: operands are integers in [0, max_value] (Du et al.: 29).", 29)
     subjects: List[str] = _help("mmlu: subjects to keep (empty keeps all 57).", factory=list)
     variant: str = _help("musique: 'ans' (answerable only) or 'full' (adds a sufficiency node).", "ans")
@@ -253,6 +258,10 @@ class RunConfig:
 @dataclass
 class Config:
     dataset: Optional[DatasetConfig] = _help("Chosen with +dataset=<name>.")
+    eval_dataset: Optional[DatasetConfig] = _help(
+        "iterate: test every iteration's society on another dataset than it trains on (transfer), chosen with "
+        "+dataset@eval_dataset=<name>; None tests on `dataset`."
+    )
     model: ModelConfig = _help("Chosen with model=<name> (conf/model).", factory=ModelConfig)
     backend: BackendConfig = _help("Chosen with backend=<name> (conf/backend).", factory=BackendConfig)
     generation: GenerationConfig = _help("Sampling settings.", factory=GenerationConfig)

@@ -7,19 +7,27 @@ from pathlib import Path
 from debate_ft.backends import Backend
 from debate_ft.config import Config
 from debate_ft.debate import Debate, Society, derive_seed
-from debate_ft.metrics import score
+from debate_ft.metrics import OUTCOMES_FILE, outcomes, summarize
 from debate_ft.report import print_table
 from debate_ft.runs import upsert_rows
 from debate_ft.tasks import Task
 
 METRICS_FILE = "metrics.csv"
 METRIC_KEY = ["iteration", "split", "method"]
+OUTCOME_KEY = [*METRIC_KEY, "question_id"]
 
 
 def shape(method: str, config: Config) -> tuple[int, int]:
-    """(agents, rounds) a method needs; `all` runs the full debate and scores all three from it."""
+    """(agents, rounds) a method needs; `all` runs the full debate and scores all three from it;
+    `self_consistency` samples as many independent answers as the debate generates (N x M) in one round."""
     agents, rounds = config.agents.n, config.debate.rounds
-    return {"base": (1, 1), "majority": (agents, 1), "debate": (agents, rounds), "all": (agents, rounds)}[method]
+    return {
+        "base": (1, 1),
+        "majority": (agents, 1),
+        "debate": (agents, rounds),
+        "all": (agents, rounds),
+        "self_consistency": (agents * rounds, 1),
+    }[method]
 
 
 def transcript_path(run_dir: Path, iteration: int, split: str, agents: int, rounds: int, summarize: bool) -> Path:
@@ -54,21 +62,29 @@ def evaluate(
 def record_scores(
     config: Config, task: Task, records: list[dict], run_dir: Path, iteration: int, method: str, **extra
 ) -> list[dict]:
-    """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`)."""
+    """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`), and its
+    per-question outcomes in outcomes.csv."""
     agents, rounds = shape(method, config)
-    rows = [
-        {
-            "iteration": iteration,
-            "dataset": config.dataset.name,
-            "split": "test",
-            "method": scored,
-            "agents": agents if scored != "base" else 1,
-            "rounds": rounds if scored == "debate" else 1,
-            **score(records, task, scored),
-            **extra,
-        }
-        for scored in (("base", "majority", "debate") if method == "all" else (method,))
-    ]
+    # a transfer run (eval_dataset) tests on another dataset than it trained on; the tags go on every row
+    tags = {"trained_on": config.dataset.name} if task.name != config.dataset.name else {}
+    tags.update({"ft_method": extra["ft_method"]} if "ft_method" in extra else {})
+    rows, per_question = [], []
+    for scored in ("base", "majority", "debate") if method == "all" else (method,):
+        key = {"iteration": iteration, "split": "test", "method": scored}
+        scored_outcomes = outcomes(records, task, scored)
+        per_question += [{**key, "dataset": task.name, **row, **tags} for row in scored_outcomes]
+        rows.append(
+            {
+                **key,
+                "dataset": task.name,
+                "agents": 1 if scored == "base" else agents,
+                "rounds": rounds if scored == "debate" else 1,
+                **summarize(scored_outcomes),
+                **tags,
+                **extra,
+            }
+        )
+    upsert_rows(run_dir / OUTCOMES_FILE, per_question, OUTCOME_KEY)
     upsert_rows(run_dir / METRICS_FILE, rows, METRIC_KEY)
     return rows
 

@@ -48,10 +48,11 @@ class Iterations:
     def __init__(self, config: Config, run_dir: Path, method: str):
         datasets.disable_progress_bars()  # per-dataset save/map bars would drown the stage progress bars
         self.config, self.run_dir, self.method = config, run_dir, method
-        self.task = get_task(config.dataset)
+        self.task = get_task(config.dataset)  # the society debates and learns on this one
+        self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
         self.backend = make_backend(config.backend, config.model)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
-        self.diversity = Diversity(config.diversity, self.task, self.backend, run_dir, method)
+        self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, method)
         self._trainer: HostedModel | None = None
 
     @property
@@ -79,12 +80,13 @@ class Iterations:
             plan, sizes = load_sets(folder / "data") or self.collect(k)
             self.train(k, plan)
             rows += self.test(k, **summary(plan, sizes))
-        print_rows(rows, f"{self.config.dataset.name} test, {self.method}, {self.config.model.name} ({self.run_dir})")
+        print_rows(rows, f"{self.test_task.name} test, {self.method}, {self.config.model.name} ({self.run_dir})")
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
-        records = run_debate(self.config, self.task, self.backend, self.society(), self.run_dir, k, "test", "all")
-        rows = record_scores(self.config, self.task, records, self.run_dir, k, "all", ft_method=self.method, **extra)
+        task = self.test_task
+        records = run_debate(self.config, task, self.backend, self.society(), self.run_dir, k, "test", "all")
+        rows = record_scores(self.config, task, records, self.run_dir, k, "all", ft_method=self.method, **extra)
         if self.config.diversity.enabled:
             self.diversity.run(k, records)
         return rows

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from debate_ft.tasks import Task
 from debate_ft.vote import majority
 
+OUTCOMES_FILE = "outcomes.csv"  # one row per (iteration, split, method, question): what paired statistics need
+
 
 def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
     """Mean and its standard error std/sqrt(n), with the sample std (ddof=1); NaN stderr for n < 2."""
@@ -26,24 +28,49 @@ def answers_at(record: dict, round_: int, agents: int | None = None) -> list[str
     return [t["answer"] for t in turns][:agents]
 
 
+# (round, agents) each method votes over; None: the last round / every agent. self_consistency is a one-round
+# debate of N x M independent agents, so its vote is the majority of round 1.
+VOTED = {"base": (1, 1), "majority": (1, None), "self_consistency": (1, None), "debate": (None, None)}
+
+
+def outcomes(records: Sequence[dict], task: Task, method: str) -> list[dict]:
+    """Per question: its vote under `method`, whether that is correct, and the tokens the method generated."""
+    rows = []
+    for record in records:
+        last = max(t["round"] for t in record["turns"])
+        round_, agents = VOTED[method]
+        round_ = round_ or last
+        vote = majority(answers_at(record, round_, agents), task.equivalent)
+        used = [t for t in record["turns"] if t["round"] <= round_ and (agents is None or t["agent"] < agents)]
+        rows.append(
+            {
+                "question_id": record["id"],
+                "correct": int(task.is_correct(vote.answer, record["gold"])),
+                "answered": vote.answer is not None,
+                "consensus": vote.consensus,
+                "gen_tokens": sum(t.get("tokens", 0) for t in used),
+            }
+        )
+    return rows
+
+
+def summarize(rows: Sequence[dict]) -> dict:
+    """accuracy ± stderr over every question (no answer counts as wrong), no-answers, consensus, tokens."""
+    accuracy, stderr = mean_stderr([row["correct"] for row in rows])
+    return {
+        "n": len(rows),
+        "accuracy": accuracy,
+        "stderr": stderr,
+        "no_answer": sum(not row["answered"] for row in rows),
+        "consensus": mean_stderr([row["consensus"] for row in rows])[0],
+        "gen_tokens": sum(row["gen_tokens"] for row in rows),
+    }
+
+
 def score(records: Sequence[dict], task: Task, method: str) -> dict:
-    """base: agent 1's round-1 answer; majority: vote of all round-1 answers; debate: vote of the last round.
+    """base: agent 1's round-1 answer; majority: vote of all round-1 answers; debate: vote of the last round;
+    self_consistency: vote of one round of independent samples.
 
     Every question stays in the denominator; a question with no parseable answer counts as wrong.
     """
-    correct, consensus, unanswered = [], [], 0
-    for record in records:
-        last = max(t["round"] for t in record["turns"])
-        round_, agents = {"base": (1, 1), "majority": (1, None), "debate": (last, None)}[method]
-        vote = majority(answers_at(record, round_, agents), task.equivalent)
-        correct.append(float(task.is_correct(vote.answer, record["gold"])))
-        consensus.append(vote.consensus)
-        unanswered += vote.answer is None
-    accuracy, stderr = mean_stderr(correct)
-    return {
-        "n": len(records),
-        "accuracy": accuracy,
-        "stderr": stderr,
-        "no_answer": unanswered,
-        "consensus": mean_stderr(consensus)[0],
-    }
+    return summarize(outcomes(records, task, method))

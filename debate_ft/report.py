@@ -17,8 +17,9 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from debate_ft import plots
+from debate_ft import plots, tables
 from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
+from debate_ft.metrics import OUTCOMES_FILE
 
 SOCIETY_COLUMNS = [
     "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
@@ -131,10 +132,30 @@ def write_plots(out: Path, metrics: pd.DataFrame, diversity: pd.DataFrame, run_d
     return written
 
 
+def results_table(out: Path, metrics: pd.DataFrame, run_dirs: list[Path]) -> None:
+    """The paper-style table and its paired comparisons, printed and written to `out`."""
+    long = tables.results(metrics)
+    outcomes = collect(run_dirs, OUTCOMES_FILE, required=False)
+    pairs = tables.comparisons(outcomes) if not outcomes.empty else pd.DataFrame()
+    wide = tables.wide(long).reset_index()
+    print_table(
+        wide.to_dict("records"), list(wide.columns), "results (accuracy ± se, n, generated tokens per question)"
+    )
+    if not pairs.empty:
+        print_table(pairs.to_dict("records"), list(pairs.columns), "paired differences a - b (95% bootstrap CI)")
+    for path in tables.write(out, long, pairs):
+        console().print(f"wrote {path}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m debate_ft report", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories or folders holding them")
-    parser.add_argument("--out", type=Path, help="folder for the PNG plots (default: the first RUN_DIR)")
+    parser.add_argument("--out", type=Path, help="folder for the PNG plots and tables (default: the first RUN_DIR)")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="also the paper-style results table (results.md/.csv) and paired comparisons (comparisons.md/.csv)",
+    )
     args = parser.parse_args(argv)
     frame = collect(args.run_dirs)
     # flow runs (MuSiQue) score answers, not votes: their rows (those with a stage) get a table of their own
@@ -158,6 +179,8 @@ def main(argv: list[str]) -> int:
         print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")
     if debate.empty:
         return 0
+    if args.table:
+        results_table(args.out or args.run_dirs[0], debate, args.run_dirs)
     diversity = collect(args.run_dirs, DIVERSITY_FILE, required=False)
     if not diversity.empty:
         society = society_table(debate, diversity)

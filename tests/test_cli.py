@@ -34,6 +34,19 @@ def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
     assert pd.read_csv(tmp_path / "r" / "metrics.csv").equals(metrics)
 
 
+def test_self_consistency_votes_over_as_many_samples_as_the_debate_makes(tmp_path):
+    args = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=6", f"run.root={tmp_path}"]
+    assert cli(*args, "run.name=sc", "method=self_consistency", "agents.n=3", "debate.rounds=2").returncode == 0
+    assert cli(*args, "run.name=d", "agents.n=3", "debate.rounds=2").returncode == 0
+    sc = pd.read_csv(tmp_path / "sc" / "metrics.csv").iloc[0]
+    debate = pd.read_csv(tmp_path / "d" / "metrics.csv").set_index("method").loc["debate"]
+    assert (sc["method"], sc["agents"], sc["rounds"]) == ("self_consistency", 6, 1)
+    assert (tmp_path / "sc" / "iter0" / "test_6x1.jsonl").exists()
+    assert sc["gen_tokens"] > 0 and debate["gen_tokens"] > 0  # the cost each method paid, for the table
+    outcomes = pd.read_csv(tmp_path / "sc" / "outcomes.csv")
+    assert len(outcomes) == 6 and outcomes["correct"].mean() == pytest.approx(sc["accuracy"])
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path):
     base = [
         "evaluate",

@@ -53,6 +53,20 @@ def test_two_iterations_train_every_agent_and_log_sizes(tiny_model_dir, tmp_path
     assert len(read_records(tmp_path / "run" / "iter1" / "data" / "gen0.jsonl")) == len(gen0)
 
 
+def test_transfer_tests_on_another_dataset_than_it_trains_on(tiny_model_dir, tmp_path):
+    gsm = tmp_path / "gsm.jsonl"
+    gsm.write_text("".join(f'{{"question": "What is {i} + 1?", "answer": "x\\n#### {i + 1}"}}\n' for i in range(40)))
+    overrides = ["iterations=1", "+dataset@eval_dataset=gsm", f"eval_dataset.path={gsm}", "eval_dataset.test_size=3"]
+    metrics = run_in_process(tiny_model_dir, tmp_path / "transfer", *overrides)
+    assert set(metrics["dataset"]) == {"gsm"} and set(metrics["trained_on"]) == {"arithmetic"}
+    assert set(metrics["n"]) == {3} and len(metrics) == 6
+    trained_on = read_records(tmp_path / "transfer" / "iter1" / "train_2x2.jsonl")
+    assert all("+" in record["id"] for record in trained_on)  # the society learnt on arithmetic
+    assert all(
+        record["id"].startswith("gsm:") for record in read_records(tmp_path / "transfer" / "iter1" / "test_2x2.jsonl")
+    )
+
+
 @pytest.mark.parametrize("method", ["majority_ft", "no_critic", "agent_id", "star"])
 def test_baselines_run(tiny_model_dir, tmp_path, method):
     metrics = run_in_process(tiny_model_dir, tmp_path / method, "iterations=1", f"method={method}")

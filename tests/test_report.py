@@ -58,3 +58,16 @@ def test_society_table_joins_debate_accuracy_and_diversity(diversity_run):
     assert {"accuracy", "stderr", "dissimilarity", "kl_token", "n_agents"} <= set(society.columns)
     kl = report.kl_table([diversity_run])
     assert len(kl) == 4 and set(kl["run"]) == {"multiagent"}
+
+
+def test_report_table_writes_the_paper_table_and_paired_comparisons(diversity_run, tmp_path, capsys):
+    assert report.main([str(diversity_run), "--table", "--out", str(tmp_path / "t")]) == 0
+    printed = capsys.readouterr().out
+    assert "Multiagent FT (ours)" in printed and "paired differences" in printed
+    results = pd.read_csv(tmp_path / "t" / "results.csv")
+    assert list(dict.fromkeys(results["row"])) == ["Base", "Majority", "Debate", "Multiagent FT (ours)"]
+    assert set(results["n"]) == {4}
+    pairs = pd.read_csv(tmp_path / "t" / "comparisons.csv")
+    assert {"difference", "ci_low", "ci_high", "p_mcnemar"} <= set(pairs.columns) and set(pairs["n"]) == {4}
+    assert (pairs["ci_low"] <= pairs["difference"]).all() and (pairs["difference"] <= pairs["ci_high"]).all()
+    assert (tmp_path / "t" / "results.md").read_text().startswith("| method | arithmetic it0 | arithmetic it1 |")

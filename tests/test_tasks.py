@@ -121,6 +121,18 @@ def test_arithmetic_is_seeded_correct_and_disjoint():
     assert evaluate((3, 4, 5, 1, 2, 6)) == 3 + 4 * 5 + 1 - 2 * 6
 
 
+@pytest.mark.parametrize("operands, top", [(6, 29), (2, 19)])
+def test_arithmetic_test_questions_come_from_the_seed_and_never_meet_any_train_set(operands, top):
+    def split(seed, name, size):
+        return {q.id for q in task("arithmetic", operands=operands, max_value=top, question_seed=seed,
+                                   train_size=size, test_size=size).load(name)}  # fmt: skip
+
+    tests = {seed: split(seed, "test", 40) for seed in (0, 1, 2)}
+    trains = {seed: split(seed, "train", 150) for seed in (0, 1, 2)}
+    assert tests[0] != tests[1] != tests[2] and split(1, "test", 40) == tests[1]
+    assert all(test.isdisjoint(train) for test in tests.values() for train in trains.values())
+
+
 def test_easy_arithmetic_stops_when_the_space_is_used_up():
     questions = task("arithmetic", operands=2, max_value=3, test_size=100).load("test")
     assert 0 < len(questions) < 16 and all("+" in q.id for q in questions)

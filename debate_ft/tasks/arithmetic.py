@@ -51,9 +51,10 @@ class Arithmetic(Task):
         return questions
 
     def _candidates(self):
-        """Distinct operand tuples in a fixed random order (independent of the run seed)."""
+        """Distinct operand tuples in a random order fixed by `question_seed`; which side (train or test) a
+        question lands on depends on the question alone, so no seed's test set overlaps any seed's train set."""
         k, top = self.config.operands, self.config.max_value
-        rng = random.Random(f"arithmetic:{k}:{top}")
+        rng = random.Random(f"arithmetic:{k}:{top}:{self.config.question_seed}")
         if (top + 1) ** k <= _ENUMERATE_BELOW:
             space = list(itertools.product(range(top + 1), repeat=k))
             rng.shuffle(space)

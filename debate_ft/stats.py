@@ -1,0 +1,58 @@
+"""Paired comparisons of two methods on the same questions: the difference in accuracy with a seeded paired
+bootstrap 95% confidence interval, and an exact McNemar p-value. Pure functions over 0/1 outcome vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+BOOTSTRAP_SAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Paired:
+    n: int  # questions both methods answered
+    difference: float  # accuracy(a) - accuracy(b)
+    ci_low: float  # paired bootstrap 95% interval of the difference
+    ci_high: float
+    a_only: int  # questions a got right and b wrong (McNemar's discordant pairs)
+    b_only: int
+    p_mcnemar: float  # exact two-sided McNemar test (binomial on the discordant pairs)
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value: under H0 each discordant question favours a or b with chance 1/2."""
+    discordant = a_only + b_only
+    return 1.0 if discordant == 0 else float(binomtest(a_only, discordant, 0.5).pvalue)
+
+
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], seed: int, samples: int = BOOTSTRAP_SAMPLES
+) -> tuple[float, float]:
+    """Percentile 95% interval of mean(a - b) over questions resampled with replacement (pairs kept whole)."""
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = differences[rng.integers(0, len(differences), size=(samples, len(differences)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def compare(a: Sequence[float], b: Sequence[float], seed: int = 0) -> Paired:
+    """Method a vs method b, outcome vectors aligned question by question (1 = correct)."""
+    if len(a) != len(b) or not len(a):
+        raise ValueError(f"paired outcomes need the same questions (got {len(a)} and {len(b)})")
+    a_only = sum(1 for x, y in zip(a, b) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    low, high = paired_bootstrap(a, b, seed)
+    return Paired(
+        n=len(a),
+        difference=(sum(a) - sum(b)) / len(a),
+        ci_low=low,
+        ci_high=high,
+        a_only=a_only,
+        b_only=b_only,
+        p_mcnemar=mcnemar_exact(a_only, b_only),
+    )
