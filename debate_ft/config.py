@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from debate_ft.errors import ConfigError
 
 DATASETS = ("arithmetic", "gsm", "math", "mmlu", "musique")
-BACKENDS = ("hf", "vllm", "fake")
+BACKENDS = ("hf", "vllm", "openai", "fake")
 EVAL_METHODS = ("all", "base", "majority", "debate")
 FT_METHODS = (
     "multiagent_ft",
@@ -79,7 +79,9 @@ class ModelConfig:
 
 @dataclass
 class BackendConfig:
-    name: str = _help("Generation engine: hf (transformers + peft), vllm (GPU), fake (tests).", "hf")
+    name: str = _help(
+        "Generation engine: hf (transformers + peft), vllm (GPU), openai (any OpenAI-compatible server), fake.", "hf"
+    )
     batch_size: int = _help("Rows per generate call; a debate round is split into batches of this size.", 64)
     score_memory_mib: int = _help(
         "hf: most MiB of float32 logits one log-probability pass may hold (fewer rows per pass beyond it); the "
@@ -91,6 +93,15 @@ class BackendConfig:
     threads: Optional[int] = _help("torch CPU threads (None: one per core).")
     fake_accuracy: float = _help("fake: chance that a fake agent answers an arithmetic question right.", 0.6)
     gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
+    base_url: str = _help("openai: the server's API root, e.g. http://localhost:8000/v1.", "http://localhost:8000/v1")
+    served_model: Optional[str] = _help(
+        "openai: the model name the server serves the base model under (None: the first one it lists); each LoRA "
+        "adapter is served under its agent's name (gen0, crit0, ...).",
+    )
+    api_key_env: str = _help("openai: environment variable holding the API key (never saved).", "OPENAI_API_KEY")
+    concurrency: int = _help("openai: requests in flight at once.", 16)
+    max_retries: int = _help("openai: retries (exponential backoff) of a request on 429, 5xx or a timeout.", 5)
+    timeout_s: float = _help("openai: seconds before one request times out (then it is retried).", 600.0)
 
     def __post_init__(self):
         _check(self.name in BACKENDS, f"backend.name must be one of {', '.join(BACKENDS)} (got {self.name!r})")
@@ -102,6 +113,8 @@ class BackendConfig:
         )
         _check(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1 (got {self.threads})")
         _check(0.0 <= self.fake_accuracy <= 1.0, "backend.fake_accuracy must be in [0, 1]")
+        _check(self.concurrency >= 1, f"backend.concurrency must be >= 1 (got {self.concurrency})")
+        _check(self.max_retries >= 0 and self.timeout_s > 0, "backend.max_retries must be >= 0, timeout_s > 0")
 
 
 @dataclass

@@ -15,6 +15,7 @@ re-run of the same command continues at the first unfinished step:
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,13 +65,7 @@ class Iterations:
         return self._trainer
 
     def society(self) -> Society:
-        n, ids = self.config.agents.n, self.method == "agent_id"
-        if self.method in SINGLE_ADAPTER_METHODS:
-            shared = SHARED if SHARED in self.adapters else None
-            return Society((shared,) * n, (shared,) * n, ids)
-        served = lambda name: name if name in self.adapters else None  # noqa: E731
-        critics = (None,) * n if self.method == "no_critic" else tuple(served(critic(i)) for i in range(n))
-        return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
+        return society_for(self.method, self.config.agents.n, self.adapters)
 
     def run(self) -> None:
         rows = self.test(0)
@@ -140,6 +135,17 @@ class Iterations:
             self.adapters[name] = out
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)
+
+
+def society_for(method: str, n: int, adapters: Collection[str]) -> Society:
+    """Who speaks under `method` when `adapters` (names) are trained; an agent without one is the base model."""
+    ids = method == "agent_id"
+    if method in SINGLE_ADAPTER_METHODS:
+        shared = SHARED if SHARED in adapters else None
+        return Society((shared,) * n, (shared,) * n, ids)
+    served = lambda name: name if name in adapters else None  # noqa: E731
+    critics = (None,) * n if method == "no_critic" else tuple(served(critic(i)) for i in range(n))
+    return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
 
 
 def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:
