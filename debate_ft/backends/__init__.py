@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.errors import ModelError
 
 Message = dict[str, str]
 
@@ -28,6 +29,10 @@ class Completion:
     text: str
     tokens: int  # generated tokens, end-of-sequence included
     prompt_tokens: int | None = None  # the prompt's tokens, where the engine reports them (openai)
+
+
+class LogprobsUnsupported(ModelError):
+    """The engine cannot score given completions (a server without prompt log-probabilities)."""
 
 
 class Backend(Protocol):

@@ -23,16 +23,12 @@ from pathlib import Path
 import openai
 from tqdm.auto import tqdm
 
-from debate_ft.backends import Completion, Request
+from debate_ft.backends import Completion, LogprobsUnsupported, Request
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
 from debate_ft.models import load_tokenizer, with_system
 
 log = logging.getLogger(__name__)
-
-
-class LogprobsUnsupported(ModelError):
-    """The server gives no prompt log-probabilities (completions with echo + logprobs)."""
 
 
 class OpenAIBackend:
