@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from debate_ft.backends import make_backend
+from debate_ft.compute import Ledger, Metered
 from debate_ft.config import EVAL_METHODS, Config, require_method
 from debate_ft.debate import Society
 from debate_ft.evaluate import evaluate as evaluate_stage
@@ -17,9 +18,11 @@ from debate_ft.tasks import get_task
 
 def debate(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset)
-    backend = make_backend(config.backend, config.model)
+    ledger = Ledger(run_dir)
+    backend = Metered(make_backend(config.backend, config.model), ledger)
     split = config.debate.split
-    records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
+    with ledger.stage(0, "debate", split):
+        records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
     result = score(records, task, "debate")
     Console().print(
         f"{len(records)} {split} questions debated -> {run_dir}/iter0; debate accuracy "
@@ -30,8 +33,10 @@ def debate(config: Config, run_dir: Path) -> None:
 def evaluate(config: Config, run_dir: Path) -> None:
     method = require_method(config, EVAL_METHODS, "all")
     task = get_task(config.dataset)
-    backend = make_backend(config.backend, config.model)
-    rows = evaluate_stage(config, task, backend, Society.base(config.agents.n), run_dir, 0, method)
+    ledger = Ledger(run_dir)
+    backend = Metered(make_backend(config.backend, config.model), ledger)
+    with ledger.stage(0, "debate", "test"):
+        rows = evaluate_stage(config, task, backend, Society.base(config.agents.n), run_dir, 0, method)
     print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
 
 

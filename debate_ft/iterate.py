@@ -15,6 +15,7 @@ re-run of the same command continues at the first unfinished step:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from debate_ft.backends import make_backend
 from debate_ft.backends.hf import HFBackend
+from debate_ft.compute import Ledger, Metered, unwrap
 from debate_ft.config import FT_METHODS, Config, require_method
 from debate_ft.debate import Society, derive_seed
 from debate_ft.diversity import Diversity
@@ -50,7 +52,8 @@ class Iterations:
         datasets.disable_progress_bars()  # per-dataset save/map bars would drown the stage progress bars
         self.config, self.run_dir, self.method = config, run_dir, method
         self.task = get_task(config.dataset)
-        self.backend = make_backend(config.backend, config.model)
+        self.ledger = Ledger(run_dir)
+        self.backend = Metered(make_backend(config.backend, config.model), self.ledger)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
         self.diversity = Diversity(config.diversity, self.task, self.backend, run_dir, method)
         self._trainer: HostedModel | None = None
@@ -58,7 +61,7 @@ class Iterations:
     @property
     def trainer(self) -> HostedModel:
         """The HF backend serves and trains one shared model; other engines get an HF copy to train."""
-        if isinstance(self.backend, HFBackend):
+        if isinstance(unwrap(self.backend), HFBackend):
             return self.backend.hosted
         if self._trainer is None:
             self._trainer = host(self.config.model, self.config.backend.device, self.config.backend.dtype)
@@ -78,32 +81,37 @@ class Iterations:
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
-        records = run_debate(self.config, self.task, self.backend, self.society(), self.run_dir, k, "test", "all")
+        with self.ledger.stage(k, "debate", "test"):
+            records = run_debate(self.config, self.task, self.backend, self.society(), self.run_dir, k, "test", "all")
         rows = record_scores(self.config, self.task, records, self.run_dir, k, "all", ft_method=self.method, **extra)
         if self.config.diversity.enabled:
-            self.diversity.run(k, records)
+            with self.ledger.stage(k, "diversity", "test"):
+                self.diversity.run(k, records)
         return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:
         """Debate the train split with the current society and turn it into per-adapter sets."""
         config, society = self.config, self.society()
         if self.method == "star":
-            records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
+            with self.ledger.stage(k, "debate", "train"):
+                records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
             seed = derive_seed(config.seed, k, "star")
-            examples = star_examples(
-                self.task,
-                self.backend,
-                records,
-                self.task.load("train"),
-                society.generators[0],
-                config.generation,
-                seed,
-            )
+            with self.ledger.stage(k, "rationalize", "train"):
+                examples = star_examples(
+                    self.task,
+                    self.backend,
+                    records,
+                    self.task.load("train"),
+                    society.generators[0],
+                    config.generation,
+                    seed,
+                )
             kinds = [e["kind"] for e in examples]
             plan = {SHARED: examples}
             sizes = [{"agent": 0, "rationale": kinds.count("rationale"), "rationalized": kinds.count("rationalized")}]
         else:
-            records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
+            with self.ledger.stage(k, "debate", "train"):
+                records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
             plan, sizes = label_debates(
                 self.method,
                 records,
@@ -129,9 +137,11 @@ class Iterations:
             if not (out / "adapter_config.json").exists():
                 init = self.adapters.get(name) if self.config.train.init == "previous" else None
                 seed = derive_seed(self.config.seed, k, name)
+                start = time.perf_counter()
                 train_adapter(
                     self.trainer, examples, out, self.config.train, seed, init, self.config.model.system_prompt
                 )
+                self.ledger.record(k, "train", "train", name, len(examples), time.perf_counter() - start)
             self.adapters[name] = out
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from debate_ft import plots
+from debate_ft.compute import COMPUTE_FILE
 from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
 
 SOCIETY_COLUMNS = [
@@ -25,6 +26,10 @@ SOCIETY_COLUMNS = [
     "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
 ]  # fmt: skip
 SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
+COMPUTE_COLUMNS = [
+    "run", "iteration", "stage", "split", "calls", "requests", "prompt_tokens", "generated_tokens", "seconds",
+    "tokens_per_s",
+]  # fmt: skip
 FLOW_COLUMNS = [
     "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
     "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations", "seconds_update",
@@ -120,6 +125,16 @@ def _present(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if c in frame.columns or c == "accuracy ± se"]
 
 
+def compute_rows(run_dirs: list[Path]) -> list[dict]:
+    """Each run's stages (compute.csv's `all` rows) in run order, with generated tokens per second."""
+    compute = collect(run_dirs, COMPUTE_FILE, required=False)
+    if compute.empty:
+        return []
+    stages = compute[compute["agent"] == "all"].astype({"seconds": float})
+    stages = stages.assign(tokens_per_s=stages["generated_tokens"] / stages["seconds"])
+    return stages.to_dict("records")
+
+
 def write_plots(out: Path, metrics: pd.DataFrame, diversity: pd.DataFrame, run_dirs: list[Path]) -> list[Path]:
     """The report's PNGs in `out`; the diversity ones only when some run has diversity.csv."""
     written = [plots.save(plots.accuracy(metrics), out / "accuracy.png")]
@@ -156,6 +171,8 @@ def main(argv: list[str]) -> int:
     if is_flow.any():
         flow = frame[is_flow]
         print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")
+    if stages := compute_rows(args.run_dirs):
+        print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
     if debate.empty:
         return 0
     diversity = collect(args.run_dirs, DIVERSITY_FILE, required=False)

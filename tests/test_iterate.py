@@ -81,10 +81,10 @@ def cli(args, **kwargs):
 
 
 def snapshot(run_dir):
-    """Everything a run produced that must not depend on being interrupted."""
+    """Everything a run produced that must not depend on being interrupted (compute.csv holds timings)."""
     files = {}
     for path in sorted(run_dir.rglob("*")):
-        if path.is_file() and ".hydra" not in path.parts and path.suffix != ".log" and path.name != "config.yaml":
+        if path.is_file() and ".hydra" not in path.parts and path.suffix != ".log" and path.name not in ("config.yaml", "compute.csv"):
             files[str(path.relative_to(run_dir))] = path.read_bytes()
     return files
 
