@@ -305,3 +305,13 @@ def require_method(config: Config, choices: tuple[str, ...], default: str) -> st
 def to_dict(config) -> dict:
     """Plain nested dict of a config dataclass (for saving and fingerprinting)."""
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+
+
+def saved_config(run_dir) -> Config:
+    """A run directory's config.yaml as typed dataclasses (keys added since it was saved take their defaults)."""
+    from pathlib import Path
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))

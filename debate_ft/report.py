@@ -3,7 +3,9 @@ the diversity of each iteration's society beside its debate accuracy, and PNG pl
 
 Sweeps (`-m`) put each run in a sub-folder; the report finds them all and adds each run's settings (agents,
 rounds, model, fine-tuning method) as columns, so agent counts or methods line up side by side. The plots
-(accuracy.png, diversity.png, kl_per_agent.png, nll_heatmap.png) go to --out, by default the first RUN_DIR.
+(accuracy.png, diversity.png, kl_per_agent.png, nll_heatmap.png) go to --out, by default the first RUN_DIR. Each
+run also gets transcripts.html, a static page to read its debates in a browser (transcripts.py), and the report
+shows what each stage cost (compute.csv).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.table import Table
 from debate_ft import plots
 from debate_ft.compute import COMPUTE_FILE
 from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
+from debate_ft.transcripts import write_browser
 
 SOCIETY_COLUMNS = [
     "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
@@ -171,6 +174,9 @@ def main(argv: list[str]) -> int:
     if is_flow.any():
         flow = frame[is_flow]
         print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")
+    for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
+        if page := write_browser(run_dir):
+            console().print(f"wrote {page}")
     if stages := compute_rows(args.run_dirs):
         print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
     if debate.empty:

@@ -12,26 +12,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import BASE, HFBackend
-from debate_ft.config import FT_METHODS, Config, GenerationConfig
+from debate_ft.config import FT_METHODS, Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
-from debate_ft.errors import ConfigError
 from debate_ft.iterate import society_for
 from debate_ft.tasks import Question, Task, get_task
 
 BASE_MODEL = "base"
 SOCIETY_MODEL = "society"
-
-
-def load_config(run_dir: Path) -> Config:
-    """The run's saved config as typed dataclasses (keys added since it was saved take their defaults)."""
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))
 
 
 def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, dict[str, Path]]:
@@ -61,7 +51,7 @@ class ServedSociety:
 
     @classmethod
     def load(cls, run_dir: Path, iteration: int | None = None, device: str = "auto") -> ServedSociety:
-        config = load_config(run_dir)
+        config = saved_config(run_dir)
         iteration, adapters = trained_adapters(run_dir, iteration)
         backend = HFBackend.from_config(config.model, replace(config.backend, name="hf", device=device))
         for name, path in adapters.items():
