@@ -3,6 +3,7 @@ run trained on the tiny random Llama; the client is the project's own OpenAI bac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 
 import httpx2 as httpx
 import openai
+import pandas as pd
 import pytest
 
 from debate_ft.backends import Request
@@ -44,13 +46,13 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 180) -> 
     raise RuntimeError("server did not come up")
 
 
-@pytest.fixture(scope="module")
-def server(diversity_run):
-    """`python -m debate_ft serve RUN` on a free loopback port, requiring the key `secret`."""
+@contextlib.contextmanager
+def serving(run_dir, *args):
+    """`python -m debate_ft serve RUN` on a free loopback port, requiring the key `secret`; stopped on exit."""
     port = free_port()
     env = {**os.environ, KEY_ENV: "secret"}
-    command = [sys.executable, "-m", "debate_ft", "serve", str(diversity_run), "--port", str(port),
-               "--device", "cpu", "--api-key-env", KEY_ENV]  # fmt: skip
+    command = [sys.executable, "-m", "debate_ft", "serve", str(run_dir), "--port", str(port), "--device", "cpu",
+               "--api-key-env", KEY_ENV, *args]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -59,6 +61,12 @@ def server(diversity_run):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(diversity_run):
+    with serving(diversity_run) as url:
+        yield url
 
 
 def client_backend(tiny_model_config, url, monkeypatch, **settings) -> OpenAIBackend:
@@ -85,13 +93,16 @@ REQUESTS = [
 
 def test_models_are_the_base_each_adapter_and_the_society(server, tiny_model_config, monkeypatch):
     backend = client_backend(tiny_model_config, server, monkeypatch)
-    assert backend.served == ["base", "crit0", "crit1", "gen0", "gen1", "society"] and backend.base == "base"
+    adapters = ["crit0", "crit1", "gen0", "gen1"]
+    assert backend.served == ["base", *adapters, *(f"iter1/{a}" for a in adapters), "society"]
+    assert backend.base == "base"
 
 
-def test_generate_and_logprobs_match_the_hf_backend(server, tiny_model_config, monkeypatch, local):
+def test_generate_and_logprobs_match_the_hf_backend(server, tiny_model_config, monkeypatch, local, diversity_run):
     backend = client_backend(tiny_model_config, server, monkeypatch, concurrency=3)
-    for name in ("gen0", "crit1"):
-        backend.load_adapter(name, "unused")
+    for name in ("gen0", "crit1"):  # as iterate loads them: the run's folder, served as iter1/<name>
+        backend.load_adapter(name, diversity_run / "iter1" / "adapters" / name)
+    assert backend._adapters == {"gen0": "iter1/gen0", "crit1": "iter1/crit1"}
     remote = backend.generate(REQUESTS, GREEDY, seed=0)
     expected = [local.generate([request], GREEDY, seed=0)[0] for request in REQUESTS]
     assert [(c.text, c.tokens) for c in remote] == [(c.text, c.tokens) for c in expected]
@@ -128,10 +139,43 @@ def test_wrong_key_or_model_is_one_line(server, tiny_model_config, monkeypatch, 
 
 def test_unserved_adapter_names_the_serve_command(server, tiny_model_config, monkeypatch):
     backend = client_backend(tiny_model_config, server, monkeypatch)
-    with pytest.raises(ModelError, match="does not serve adapter 'gen7'; serve it, e.g. vllm serve BASE"):
-        backend.load_adapter("gen7", "runs/x/iter1/adapters/gen7")
+    with pytest.raises(ModelError, match="does not serve adapter 'iter2/gen0'; serve it, e.g. vllm serve BASE"):
+        backend.load_adapter("gen0", "runs/x/iter2/adapters/gen0")  # it serves iteration 1's gen0, not this one
 
 
 def test_wrong_url_is_one_line(tiny_model_config, monkeypatch):
     with pytest.raises(ModelError, match="no OpenAI-compatible server answers at http://127.0.0.1:"):
         client_backend(tiny_model_config, f"http://127.0.0.1:{free_port()}/v1", monkeypatch, max_retries=0)
+
+
+def test_the_matching_vllm_command_names_every_adapter(diversity_run, tiny_model_dir):
+    command = subprocess.run([sys.executable, "-m", "debate_ft", "serve", str(diversity_run), "--vllm-command"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    adapters = diversity_run / "iter1" / "adapters"
+    assert command == (
+        f"vllm serve {tiny_model_dir} --served-model-name base --enable-lora --max-lora-rank 8 --lora-modules "
+        + " ".join(f"iter1/{name}={adapters / name}" for name in ("crit0", "crit1", "gen0", "gen1"))
+    )
+
+
+def test_iterate_runs_through_the_server(diversity_run, tiny_model_dir, tmp_path):
+    """`iterate backend=openai` end to end against a server of the same tiny base: debates, the diversity stage's
+    log-probabilities and the compute accounting all go through HTTP. (The random model's answers give no
+    training data, so no adapter is trained: the unserved-adapter path is the test above.)"""
+    run = tmp_path / "run"
+    args = ["iterate", "+dataset=arithmetic", "backend=openai", "model=local", f"model.path={tiny_model_dir}",
+            f"backend.api_key_env={KEY_ENV}", f"run.root={tmp_path}", "run.name=run", "iterations=1", "agents.n=2",
+            "dataset.train_size=4", "dataset.test_size=2", "train.epochs=1", "generation.max_new_tokens=8",
+            "diversity.questions=1"]  # fmt: skip
+    with serving(diversity_run, "--iteration", "0") as url:  # the same tiny base model, no adapters
+        done = subprocess.run([sys.executable, "-m", "debate_ft", *args, f"backend.base_url={url}"],
+                              env={**os.environ, KEY_ENV: "secret"}, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(set(pd.read_csv(run / "metrics.csv")["iteration"])) == [0, 1]
+    diversity = pd.read_csv(run / "diversity.csv")
+    assert list(diversity["iteration"]) == [0, 1] and (diversity["kl_token"] == 0.0).all()  # scored by the server
+    assert diversity["nll_self"].notna().all()
+    compute = pd.read_csv(run / "compute.csv")
+    debates = compute[(compute["stage"] == "debate") & (compute["agent"] == "all")]
+    assert len(debates) == 3 and (debates["prompt_tokens"] > 0).all() and (debates["generated_tokens"] > 0).all()
+    assert "secret" not in (run / "config.yaml").read_text() and KEY_ENV in (run / "config.yaml").read_text()

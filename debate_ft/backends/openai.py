@@ -3,7 +3,7 @@
 Every conversation is one /chat/completions request (the server applies the chat template); up to
 `backend.concurrency` are in flight at once. The official client retries 408/409/429/5xx answers, dropped
 connections and timeouts with exponential backoff (`backend.max_retries`). A LoRA adapter is the model name the
-server serves it under: vLLM's `--enable-lora --lora-modules gen0=RUN/iter1/adapters/gen0 ...`.
+server serves it under: vLLM's `--enable-lora --lora-modules iter1/gen0=RUN/iter1/adapters/gen0 ...`.
 
 Log-probabilities go through /completions with `echo` + `logprobs` on token ids rendered with the base model's own
 tokenizer and chat template (exactly the tokens the HF backend scores); a server without prompt log-probabilities
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,16 @@ from debate_ft.errors import ModelError
 from debate_ft.models import load_tokenizer, with_system
 
 log = logging.getLogger(__name__)
+
+
+def served_name(name: str, path: str | Path) -> str:
+    """The model name a server serves an adapter folder under: `iter<k>/<name>` for a run's
+    iter<k>/adapters/<name> (iterations retrain the same names, and a server cannot say which folder a bare name
+    holds), else the adapter's own name."""
+    path = Path(path)
+    if path.parent.name == "adapters" and re.fullmatch(r"iter\d+", path.parent.parent.name):
+        return f"{path.parent.parent.name}/{name}"
+    return name
 
 
 class OpenAIBackend:
@@ -72,13 +83,14 @@ class OpenAIBackend:
                              f"{', '.join(self.served)}")
 
     def load_adapter(self, name: str, path: str | Path) -> None:
-        """Map adapter `name` to the served model of that name; the server must already serve it."""
+        """Map adapter `name` to the model the server serves its folder under (served_name); the server must
+        already serve it."""
+        served = served_name(name, path)
         self.served = self._call(lambda: [m.id for m in self.client.models.list()])
-        if name not in self.served:
-            raise ModelError(f"the server at {self.url} does not serve adapter {name!r}; serve it, e.g. "
-                             f"vllm serve BASE --enable-lora --lora-modules {name}={path}")
-        log.info("adapter %s: using the server's model %r (assumed to be %s)", name, name, path)
-        self._adapters[name] = name
+        if served not in self.served:
+            raise ModelError(f"the server at {self.url} does not serve adapter {served!r}; serve it, e.g. "
+                             f"vllm serve BASE --enable-lora --lora-modules {served}={path}")
+        self._adapters[name] = served
 
     def adapters(self) -> list[str]:
         return list(self._adapters)

@@ -27,8 +27,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--iteration", type=int, help="serve the society after this iteration (default: the last)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--api-key-env", help="require the API key held by this environment variable")
+    parser.add_argument("--vllm-command", action="store_true", help="print the matching `vllm serve` command, exit")
     args = parser.parse_args(argv)
     try:
+        if args.vllm_command:
+            from debate_ft.serve.society import vllm_command
+
+            print(vllm_command(args.run_dir, args.iteration))
+            return 0
         import uvicorn
 
         from debate_ft.serve.app import create_app

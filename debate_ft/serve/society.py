@@ -15,6 +15,7 @@ import torch
 
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import BASE, HFBackend
+from debate_ft.backends.openai import served_name
 from debate_ft.config import FT_METHODS, Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
 from debate_ft.iterate import society_for
@@ -37,6 +38,17 @@ def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, 
     return last, adapters
 
 
+def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
+    """The `vllm serve` command that serves the same models as `serve` (the society itself excepted)."""
+    from debate_ft.models import model_dir
+
+    config = saved_config(run_dir)
+    _, adapters = trained_adapters(run_dir, iteration)
+    modules = " ".join(f"{served_name(name, path)}={path}" for name, path in adapters.items())
+    lora = f" --enable-lora --max-lora-rank {config.train.lora_r} --lora-modules {modules}" if adapters else ""
+    return f"vllm serve {model_dir(config.model)} --served-model-name {BASE_MODEL}{lora}"
+
+
 @dataclass
 class ServedSociety:
     config: Config
@@ -48,6 +60,8 @@ class ServedSociety:
 
     def __post_init__(self):
         self.lock = threading.Lock()
+        # each adapter also answers to the name backend=openai asks for: iter<k>/<name> (see served_name)
+        self.aliases = {served_name(name, path): name for name, path in self.adapters.items()}
 
     @classmethod
     def load(cls, run_dir: Path, iteration: int | None = None, device: str = "auto") -> ServedSociety:
@@ -61,7 +75,11 @@ class ServedSociety:
         return cls(config, backend, get_task(config.dataset), society, iteration, adapters)
 
     def models(self) -> list[str]:
-        return [BASE_MODEL, *self.adapters, SOCIETY_MODEL]
+        return [BASE_MODEL, *self.adapters, *self.aliases, SOCIETY_MODEL]
+
+    def adapter(self, model: str) -> str | None:
+        """The adapter a served model name stands for (None: the base model)."""
+        return None if model == BASE_MODEL else self.aliases.get(model, model)
 
     def sampling(self, max_tokens: int | None, temperature: float | None, top_p: float | None) -> GenerationConfig:
         """The run's sampling settings, with what a request sets."""
@@ -74,7 +92,7 @@ class ServedSociety:
 
     def chat(self, model: str, messages: list[dict], sampling: GenerationConfig, seed: int) -> tuple[Completion, int]:
         """One reply by the base model or one adapter, and its prompt's token count."""
-        request = Request(messages, None if model == BASE_MODEL else model)
+        request = Request(messages, self.adapter(model))
         with self.lock:
             completion = self.backend.generate([request], sampling, seed, desc="serve")[0]
         return completion, len(self.backend.prompt_ids(messages))
@@ -90,7 +108,7 @@ class ServedSociety:
     @torch.inference_mode()
     def score(self, model: str, ids: list[int]) -> list[float | None]:
         """Log-probability of every token of `ids` given the ones before it (None for the first)."""
-        hosted, adapter = self.backend.hosted, None if model == BASE_MODEL else model
+        hosted, adapter = self.backend.hosted, self.adapter(model)
         kwargs = {} if hosted.peft is None else {"adapter_names": [hosted.internal_name(adapter) if adapter else BASE]}
         inputs = torch.tensor([ids], device=hosted.device)
         with self.lock:
