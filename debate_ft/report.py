@@ -174,17 +174,17 @@ def main(argv: list[str]) -> int:
     if is_flow.any():
         flow = frame[is_flow]
         print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")
-    for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
-        if page := write_browser(run_dir):
-            console().print(f"wrote {page}")
-    if stages := compute_rows(args.run_dirs):
-        print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
     if debate.empty:
         return 0
     diversity = collect(args.run_dirs, DIVERSITY_FILE, required=False)
     if not diversity.empty:
         society = society_table(debate, diversity)
         print_table(society.to_dict("records"), _present(society, SOCIETY_COLUMNS), "debate accuracy and diversity")
+    for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
+        if page := write_browser(run_dir):
+            console().print(f"wrote {page}")
+    if stages := compute_rows(args.run_dirs):
+        print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
     for path in write_plots(args.out or args.run_dirs[0], debate, diversity, args.run_dirs):
         console().print(f"wrote {path}")
     return 0

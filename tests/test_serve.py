@@ -18,7 +18,7 @@ import pytest
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import OpenAIBackend
-from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.config import BackendConfig, GenerationConfig
 from debate_ft.errors import ModelError
 from debate_ft.models import host
 
@@ -86,8 +86,14 @@ def local(tiny_model_config, diversity_run) -> HFBackend:
 REQUESTS = [
     Request([{"role": "user", "content": "What is 3+4?"}], "gen0"),
     Request([{"role": "user", "content": "What is 2*5?"}], None),
-    Request([{"role": "user", "content": "Check 9-1."}, {"role": "assistant", "content": "8"},
-             {"role": "user", "content": "Sure?"}], "crit1"),  # fmt: skip
+    Request(
+        [
+            {"role": "user", "content": "Check 9-1."},
+            {"role": "assistant", "content": "8"},
+            {"role": "user", "content": "Sure?"},
+        ],
+        "crit1",
+    ),  # fmt: skip
 ]
 
 

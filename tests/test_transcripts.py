@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from debate_ft import report
-from debate_ft.config import saved_config
+from debate_ft.config import DatasetConfig, saved_config
 from debate_ft.runs import read_records
 from debate_ft.tasks import get_task
 from debate_ft.transcripts import HTML_FILE, question_view, write_browser
@@ -41,21 +41,25 @@ def test_report_writes_one_self_contained_page_per_run(diversity_run, tmp_path):
     assert page.count('<td class="turn') == (4 + 4 + 8) * 2 * 2  # questions x rounds x agents
 
 
+def turn(round_: int, agent: int, answer: str) -> dict:
+    return {
+        "round": round_,
+        "agent": agent,
+        "role": "x",
+        "adapter": None,
+        "prompt": "",
+        "response": "",
+        "answer": answer,
+    }
+
+
 def test_a_question_is_corrected_when_round_one_voted_wrong_and_the_debate_right():
-    task = get_task(saved_config_like())
-    turn = lambda r, a, answer: {"round": r, "agent": a, "role": "x", "adapter": None, "prompt": "", "response": "",
-                                 "answer": answer}  # fmt: skip
+    task = get_task(DatasetConfig(name="arithmetic"))
     record = {"id": "q", "question": "1+1", "gold": "2", "answer": "2", "consensus": 1.0, "correct": True,
               "turns": [turn(1, 0, "3"), turn(1, 1, "3"), turn(2, 0, "2"), turn(2, 1, "2")]}  # fmt: skip
     view = question_view(task, record)
     assert view["corrected"] and not view["spoiled"] and not view["disagree"] and view["first_vote"] == "3"
     assert [[t["right"] for t in row] for row in view["grid"]] == [[False, False], [True, True]]
-
-
-def saved_config_like():
-    from debate_ft.config import DatasetConfig
-
-    return DatasetConfig(name="arithmetic")
 
 
 def chromium() -> str:

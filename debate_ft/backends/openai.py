@@ -65,12 +65,15 @@ class OpenAIBackend:
         try:
             return request()
         except openai.APIConnectionError as error:  # after the client's retries; timeouts are a subclass
-            raise ModelError(f"no OpenAI-compatible server answers at {self.url} ({type(error).__name__}); check "
-                             "backend.base_url and that the server is up") from None
+            raise ModelError(
+                f"no OpenAI-compatible server answers at {self.url} ({type(error).__name__}); check "
+                "backend.base_url and that the server is up"
+            ) from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
             state = "is not set" if not os.environ.get(self.key_env) else "holds a key the server refuses"
-            raise ModelError(f"the server at {self.url} refused the request ({error.status_code}): "
-                             f"${self.key_env} {state}") from None
+            raise ModelError(
+                f"the server at {self.url} refused the request ({error.status_code}): ${self.key_env} {state}"
+            ) from None
         except openai.NotFoundError:
             if model is None:
                 raise ModelError(f"no OpenAI API at {self.url} (404 on /models); does base_url end in /v1?") from None
@@ -79,8 +82,9 @@ class OpenAIBackend:
 
     def _check_served(self, model: str, what: str) -> None:
         if model not in self.served:
-            raise ModelError(f"the server at {self.url} does not serve {what} {model!r}; it serves "
-                             f"{', '.join(self.served)}")
+            raise ModelError(
+                f"the server at {self.url} does not serve {what} {model!r}; it serves {', '.join(self.served)}"
+            )
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Map adapter `name` to the model the server serves its folder under (served_name); the server must
@@ -88,8 +92,10 @@ class OpenAIBackend:
         served = served_name(name, path)
         self.served = self._call(lambda: [m.id for m in self.client.models.list()])
         if served not in self.served:
-            raise ModelError(f"the server at {self.url} does not serve adapter {served!r}; serve it, e.g. "
-                             f"vllm serve BASE --enable-lora --lora-modules {served}={path}")
+            raise ModelError(
+                f"the server at {self.url} does not serve adapter {served!r}; serve it, e.g. "
+                f"vllm serve BASE --enable-lora --lora-modules {served}={path}"
+            )
         self._adapters[name] = served
 
     def adapters(self) -> list[str]:
@@ -134,8 +140,10 @@ class OpenAIBackend:
             try:
                 self._tokenizer = load_tokenizer(self.model_config)
             except (ModelError, OSError, ValueError) as error:
-                raise LogprobsUnsupported(f"no local tokenizer for model {self.model_config.name!r} to build the "
-                                          f"scored token ids ({str(error).splitlines()[0][:120]})") from None
+                raise LogprobsUnsupported(
+                    f"no local tokenizer for model {self.model_config.name!r} to build the "
+                    f"scored token ids ({str(error).splitlines()[0][:120]})"
+                ) from None
         return self._tokenizer
 
     def prompt_ids(self, messages) -> list[int]:
@@ -166,8 +174,10 @@ class OpenAIBackend:
                 model,
             )
         except (openai.BadRequestError, openai.UnprocessableEntityError, openai.NotFoundError) as error:
-            raise LogprobsUnsupported(f"the server at {self.url} does not score prompts (completions with echo + "
-                                      f"logprobs: {error.status_code})") from None
+            raise LogprobsUnsupported(
+                f"the server at {self.url} does not score prompts (completions with echo + "
+                f"logprobs: {error.status_code})"
+            ) from None
         logprobs = response.choices[0].logprobs
         values = logprobs.token_logprobs if logprobs else None
         if not values or len(values) < len(ids):

@@ -96,7 +96,9 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
             raise APIError(400, "this server scores prompts on /v1/completions (echo=true with logprobs, a base or "
                            "adapter model); generate through /v1/chat/completions")  # fmt: skip
         tokenizer = served.backend.tokenizer
-        ids = body.prompt if isinstance(body.prompt, list) else tokenizer(body.prompt, add_special_tokens=False)["input_ids"]
+        ids = body.prompt
+        if isinstance(ids, str):
+            ids = tokenizer(ids, add_special_tokens=False)["input_ids"]
         if not ids:
             raise APIError(400, "empty prompt")
         tokens = [tokenizer.decode([i]) for i in ids]

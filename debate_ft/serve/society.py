@@ -34,7 +34,8 @@ def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, 
     adapters: dict[str, Path] = {}
     for k, folder in folders:
         if 1 <= k <= last:
-            adapters.update((p.parent.name, p.parent) for p in sorted((folder / "adapters").glob("*/adapter_config.json")))
+            saved = sorted((folder / "adapters").glob("*/adapter_config.json"))
+            adapters.update((path.parent.name, path.parent) for path in saved)
     return last, adapters
 
 
