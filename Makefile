@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The benchmark data beside this checkout, when present (see data/README.md); any path works.
 export DEBATE_FT_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow test-browser bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
+
+# the transcript browser in headless chromium (Debian's package; installed when missing, needs root or sudo)
+test-browser: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pytest -m browser
 
 bench: install
 	$(BIN)/python benchmarks/debate_throughput.py

@@ -17,6 +17,7 @@ commands (Hydra overrides follow, e.g. +dataset=gsm agents.n=3 debate.rounds=2):
   flow       +dataset=musique: train the QA flow online (one-step deviations + weighted DPO), then
              evaluate it; flow.train=false evaluates the run's saved flow
   report     python -m debate_ft report RUN_DIR [RUN_DIR ...]: one table over runs
+  serve      python -m debate_ft serve RUN_DIR [--port 8000]: an OpenAI-compatible server of a run's society
 
 add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command shows its config."""
 
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from debate_ft.report import main as report
 
         return report(argv[1:])
+    if command == "serve":
+        from debate_ft.serve import main as serve
+
+        return serve(argv[1:])
     if command not in _commands():
         print(USAGE, file=sys.stderr if command not in (None, "-h", "--help") else sys.stdout)
         if command not in (None, "-h", "--help"):

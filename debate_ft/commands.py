@@ -7,11 +7,11 @@ from pathlib import Path
 from rich.console import Console
 
 from debate_ft.backends import make_backend
+from debate_ft.compute import Ledger, Metered
 from debate_ft.config import EVAL_METHODS, Config, require_method
 from debate_ft.debate import Society
 from debate_ft.errors import ConfigError
-from debate_ft.evaluate import evaluate as evaluate_stage
-from debate_ft.evaluate import print_rows, run_debate
+from debate_ft.evaluate import print_rows, record_scores, run_debate
 from debate_ft.metrics import score
 from debate_ft.tasks import get_task
 
@@ -24,9 +24,11 @@ def _no_transfer(config: Config, command: str) -> None:
 def debate(config: Config, run_dir: Path) -> None:
     _no_transfer(config, "debate")
     task = get_task(config.dataset)
-    backend = make_backend(config.backend, config.model)
+    ledger = Ledger(run_dir)
+    backend = Metered(make_backend(config.backend, config.model), ledger)
     split = config.debate.split
-    records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
+    with ledger.stage(0, "debate", split):
+        records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
     result = score(records, task, "debate")
     Console().print(
         f"{len(records)} {split} questions debated -> {run_dir}/iter0; debate accuracy "
@@ -38,8 +40,12 @@ def evaluate(config: Config, run_dir: Path) -> None:
     _no_transfer(config, "evaluate")
     method = require_method(config, EVAL_METHODS, "all")
     task = get_task(config.dataset)
-    backend = make_backend(config.backend, config.model)
-    rows = evaluate_stage(config, task, backend, Society.base(config.agents.n), run_dir, 0, method)
+    ledger = Ledger(run_dir)
+    backend = Metered(make_backend(config.backend, config.model), ledger)
+    with ledger.stage(0, "debate", "test"):
+        records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, "test", method)
+    seconds = ledger.seconds(0, "debate", "test")
+    rows = record_scores(config, task, records, run_dir, 0, method, debate_seconds=seconds)
     print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from debate_ft.errors import ConfigError
 
 DATASETS = ("arithmetic", "gsm", "math", "mmlu", "musique")
-BACKENDS = ("hf", "vllm", "fake")
+BACKENDS = ("hf", "vllm", "openai", "fake")
 EVAL_METHODS = ("all", "base", "majority", "debate", "self_consistency")
 FT_METHODS = (
     "multiagent_ft",
@@ -84,7 +84,9 @@ class ModelConfig:
 
 @dataclass
 class BackendConfig:
-    name: str = _help("Generation engine: hf (transformers + peft), vllm (GPU), fake (tests).", "hf")
+    name: str = _help(
+        "Generation engine: hf (transformers + peft), vllm (GPU), openai (any OpenAI-compatible server), fake.", "hf"
+    )
     batch_size: int = _help("Rows per generate call; a debate round is split into batches of this size.", 64)
     score_memory_mib: int = _help(
         "hf: most MiB of float32 logits one log-probability pass may hold (fewer rows per pass beyond it); the "
@@ -96,6 +98,15 @@ class BackendConfig:
     threads: Optional[int] = _help("torch CPU threads (None: one per core).")
     fake_accuracy: float = _help("fake: chance that a fake agent answers an arithmetic question right.", 0.6)
     gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
+    base_url: str = _help("openai: the server's API root, e.g. http://localhost:8000/v1.", "http://localhost:8000/v1")
+    served_model: Optional[str] = _help(
+        "openai: the model name the server serves the base model under (None: the first one it lists); each LoRA "
+        "adapter is served under its agent's name (gen0, crit0, ...).",
+    )
+    api_key_env: str = _help("openai: environment variable holding the API key (never saved).", "OPENAI_API_KEY")
+    concurrency: int = _help("openai: requests in flight at once.", 16)
+    max_retries: int = _help("openai: retries (exponential backoff) of a request on 429, 5xx or a timeout.", 5)
+    timeout_s: float = _help("openai: seconds before one request times out (then it is retried).", 600.0)
 
     def __post_init__(self):
         _check(self.name in BACKENDS, f"backend.name must be one of {', '.join(BACKENDS)} (got {self.name!r})")
@@ -107,6 +118,8 @@ class BackendConfig:
         )
         _check(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1 (got {self.threads})")
         _check(0.0 <= self.fake_accuracy <= 1.0, "backend.fake_accuracy must be in [0, 1]")
+        _check(self.concurrency >= 1, f"backend.concurrency must be >= 1 (got {self.concurrency})")
+        _check(self.max_retries >= 0 and self.timeout_s > 0, "backend.max_retries must be >= 0, timeout_s > 0")
 
 
 @dataclass
@@ -301,3 +314,13 @@ def require_method(config: Config, choices: tuple[str, ...], default: str) -> st
 def to_dict(config) -> dict:
     """Plain nested dict of a config dataclass (for saving and fingerprinting)."""
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+
+
+def saved_config(run_dir) -> Config:
+    """A run directory's config.yaml as typed dataclasses (keys added since it was saved take their defaults)."""
+    from pathlib import Path
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))

@@ -62,6 +62,11 @@ def conversation(turns: Sequence[dict], agent: int) -> list[Message]:
     return messages
 
 
+def agent_name(turn: dict) -> str:
+    """gen<i> in round 1, crit<i> later: the agent as the adapters and the compute accounting name it."""
+    return f"{'gen' if turn['role'] == 'generator' else 'crit'}{turn['agent']}"
+
+
 def last_round(turns: Sequence[dict]) -> list[dict]:
     final = max(turn["round"] for turn in turns)
     return sorted((turn for turn in turns if turn["round"] == final), key=lambda turn: turn["agent"])
@@ -113,7 +118,10 @@ class Debate:
         turns: list[list[dict]] = [[] for _ in questions]
         for round_ in range(1, self.rounds + 1):
             pending = self._prompts(questions, turns, round_, seed)
-            requests = [Request(conversation(turns[q] + [turn], turn["agent"]), turn["adapter"]) for q, turn in pending]
+            requests = [
+                Request(conversation(turns[q] + [turn], turn["agent"]), turn["adapter"], agent_name(turn))
+                for q, turn in pending
+            ]
             completions = self.backend.generate(
                 requests, self.sampling, derive_seed(seed, round_), desc=f"round {round_}/{self.rounds}"
             )
@@ -160,7 +168,10 @@ class Debate:
     def _summaries(self, others: list[list[list[str]]], seed: int) -> list[list[str | None]]:
         """The base model's summary of each critic's view of the others, one batched call."""
         wanted = [(q, agent) for q, views in enumerate(others) for agent, view in enumerate(views) if view]
-        requests = [Request([{"role": "user", "content": prompts.summary_request(others[q][a])}]) for q, a in wanted]
+        requests = [
+            Request([{"role": "user", "content": prompts.summary_request(others[q][a])}], agent="summary")
+            for q, a in wanted
+        ]
         completions = self.backend.generate(requests, self.sampling, seed, desc="summaries")
         summaries: list[list[str | None]] = [[None] * len(views) for views in others]
         for (q, agent), completion in zip(wanted, completions):

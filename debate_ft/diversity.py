@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from debate_ft.backends import Backend, Message, Request
+from debate_ft.backends import Backend, LogprobsUnsupported, Message, Request
 from debate_ft.config import DiversityConfig
 from debate_ft.debate import conversation, last_round
 from debate_ft.errors import ModelError
@@ -34,6 +34,8 @@ DIVERSITY_FILE = "diversity.csv"  # one row per (iteration, ft_method, split) in
 DIVERSITY_KEY = ["iteration", "ft_method", "split"]
 KL_FILE = "kl.csv"  # iter<k>/kl.csv: one row per agent
 NLL_FILE = "nll_matrix.csv"  # iter<k>/nll_matrix.csv: rows score (scorer i), columns are written (author j)
+
+LIKELIHOOD_METRICS = ("kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap")  # need log-probabilities
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -201,8 +203,15 @@ def measure(
     """The summary row, per-agent KL table and NLL matrix of one transcript; KL and NLL use its first
     `questions` records (all when None), dissimilarity and consensus use all."""
     scored = records[:questions]
-    scores = score_society(backend, scored)
-    kl, matrix = scores.kl(), scores.nll()
+    skipped = {}
+    try:
+        scores = score_society(backend, scored)
+        kl, matrix = scores.kl(), scores.nll()
+    except LogprobsUnsupported as error:  # e.g. a hosted API: the embedding and vote metrics still apply
+        agents = len(last_round(records[0]["turns"]))
+        kl = pd.DataFrame({"agent": range(agents), "kl_token": math.nan, "kl_response": math.nan})
+        matrix, skipped = np.full((agents, agents), math.nan), {"likelihood_skipped": str(error)}
+        Console().print(f"diversity: skipped {', '.join(LIKELIHOOD_METRICS)}: {error}")
     row = {
         "agents": len(matrix),
         "n": len(records),
@@ -212,6 +221,7 @@ def measure(
         "kl_token": float(kl["kl_token"].mean()),
         "kl_response": float(kl["kl_response"].mean()),
         **likelihood_summary(matrix),
+        **skipped,
     }
     return row, kl, matrix
 

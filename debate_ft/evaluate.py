@@ -52,13 +52,6 @@ def run_debate(
     return debate.run(task.load(split), path, derive_seed(config.seed, split), config.debate.chunk_size)
 
 
-def evaluate(
-    config: Config, task: Task, backend: Backend, society: Society, run_dir: Path, iteration: int, method: str, **extra
-) -> list[dict]:
-    records = run_debate(config, task, backend, society, run_dir, iteration, "test", method)
-    return record_scores(config, task, records, run_dir, iteration, method, **extra)
-
-
 def record_scores(
     config: Config, task: Task, records: list[dict], run_dir: Path, iteration: int, method: str, **extra
 ) -> list[dict]:

@@ -15,6 +15,8 @@ re-run of the same command continues at the first unfinished step:
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from rich.table import Table
 
 from debate_ft.backends import make_backend
 from debate_ft.backends.hf import HFBackend
+from debate_ft.compute import Ledger, Metered, unwrap
 from debate_ft.config import FT_METHODS, Config, require_method
 from debate_ft.debate import Society, derive_seed
 from debate_ft.diversity import Diversity
@@ -50,7 +53,8 @@ class Iterations:
         self.config, self.run_dir, self.method = config, run_dir, method
         self.task = get_task(config.dataset)  # the society debates and learns on this one
         self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
-        self.backend = make_backend(config.backend, config.model)
+        self.ledger = Ledger(run_dir)
+        self.backend = Metered(make_backend(config.backend, config.model), self.ledger)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
         self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, method)
         self._trainer: HostedModel | None = None
@@ -58,20 +62,14 @@ class Iterations:
     @property
     def trainer(self) -> HostedModel:
         """The HF backend serves and trains one shared model; other engines get an HF copy to train."""
-        if isinstance(self.backend, HFBackend):
+        if isinstance(unwrap(self.backend), HFBackend):
             return self.backend.hosted
         if self._trainer is None:
             self._trainer = host(self.config.model, self.config.backend.device, self.config.backend.dtype)
         return self._trainer
 
     def society(self) -> Society:
-        n, ids = self.config.agents.n, self.method == "agent_id"
-        if self.method in SINGLE_ADAPTER_METHODS:
-            shared = SHARED if SHARED in self.adapters else None
-            return Society((shared,) * n, (shared,) * n, ids)
-        served = lambda name: name if name in self.adapters else None  # noqa: E731
-        critics = (None,) * n if self.method == "no_critic" else tuple(served(critic(i)) for i in range(n))
-        return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
+        return society_for(self.method, self.config.agents.n, self.adapters)
 
     def run(self) -> None:
         rows = self.test(0)
@@ -85,32 +83,40 @@ class Iterations:
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
         task = self.test_task
-        records = run_debate(self.config, task, self.backend, self.society(), self.run_dir, k, "test", "all")
-        rows = record_scores(self.config, task, records, self.run_dir, k, "all", ft_method=self.method, **extra)
+        with self.ledger.stage(k, "debate", "test"):
+            records = run_debate(self.config, task, self.backend, self.society(), self.run_dir, k, "test", "all")
+        seconds = self.ledger.seconds(k, "debate", "test")
+        rows = record_scores(
+            self.config, task, records, self.run_dir, k, "all", ft_method=self.method, debate_seconds=seconds, **extra
+        )
         if self.config.diversity.enabled:
-            self.diversity.run(k, records)
+            with self.ledger.stage(k, "diversity", "test"):
+                self.diversity.run(k, records)
         return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:
         """Debate the train split with the current society and turn it into per-adapter sets."""
         config, society = self.config, self.society()
         if self.method == "star":
-            records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
+            with self.ledger.stage(k, "debate", "train"):
+                records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
             seed = derive_seed(config.seed, k, "star")
-            examples = star_examples(
-                self.task,
-                self.backend,
-                records,
-                self.task.load("train"),
-                society.generators[0],
-                config.generation,
-                seed,
-            )
+            with self.ledger.stage(k, "rationalize", "train"):
+                examples = star_examples(
+                    self.task,
+                    self.backend,
+                    records,
+                    self.task.load("train"),
+                    society.generators[0],
+                    config.generation,
+                    seed,
+                )
             kinds = [e["kind"] for e in examples]
             plan = {SHARED: examples}
             sizes = [{"agent": 0, "rationale": kinds.count("rationale"), "rationalized": kinds.count("rationalized")}]
         else:
-            records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
+            with self.ledger.stage(k, "debate", "train"):
+                records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
             plan, sizes = label_debates(
                 self.method,
                 records,
@@ -136,12 +142,25 @@ class Iterations:
             if not (out / "adapter_config.json").exists():
                 init = self.adapters.get(name) if self.config.train.init == "previous" else None
                 seed = derive_seed(self.config.seed, k, name)
+                start = time.perf_counter()
                 train_adapter(
                     self.trainer, examples, out, self.config.train, seed, init, self.config.model.system_prompt
                 )
+                self.ledger.record(k, "train", "train", name, len(examples), time.perf_counter() - start)
             self.adapters[name] = out
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)
+
+
+def society_for(method: str, n: int, adapters: Collection[str]) -> Society:
+    """Who speaks under `method` when `adapters` (names) are trained; an agent without one is the base model."""
+    ids = method == "agent_id"
+    if method in SINGLE_ADAPTER_METHODS:
+        shared = SHARED if SHARED in adapters else None
+        return Society((shared,) * n, (shared,) * n, ids)
+    served = lambda name: name if name in adapters else None  # noqa: E731
+    critics = (None,) * n if method == "no_critic" else tuple(served(critic(i)) for i in range(n))
+    return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
 
 
 def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:

@@ -3,7 +3,9 @@ the diversity of each iteration's society beside its debate accuracy, and PNG pl
 
 Sweeps (`-m`) put each run in a sub-folder; the report finds them all and adds each run's settings (agents,
 rounds, model, fine-tuning method) as columns, so agent counts or methods line up side by side. The plots
-(accuracy.png, diversity.png, kl_per_agent.png, nll_heatmap.png) go to --out, by default the first RUN_DIR.
+(accuracy.png, diversity.png, kl_per_agent.png, nll_heatmap.png) go to --out, by default the first RUN_DIR. Each
+run also gets transcripts.html, a static page to read its debates in a browser (transcripts.py), and the report
+shows what each stage cost (compute.csv).
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ from rich.console import Console
 from rich.table import Table
 
 from debate_ft import plots, tables
+from debate_ft.compute import COMPUTE_FILE
 from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
 from debate_ft.metrics import OUTCOMES_FILE
+from debate_ft.transcripts import write_browser
 
 SOCIETY_COLUMNS = [
     "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
     "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
 ]  # fmt: skip
 SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
+COMPUTE_COLUMNS = [
+    "run", "iteration", "stage", "split", "calls", "requests", "prompt_tokens", "generated_tokens", "seconds",
+    "tokens_per_s",
+]  # fmt: skip
 FLOW_COLUMNS = [
     "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
     "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations", "seconds_update",
@@ -121,6 +129,16 @@ def _present(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if c in frame.columns or c == "accuracy ± se"]
 
 
+def compute_rows(run_dirs: list[Path]) -> list[dict]:
+    """Each run's stages (compute.csv's `all` rows) in run order, with generated tokens per second."""
+    compute = collect(run_dirs, COMPUTE_FILE, required=False)
+    if compute.empty:
+        return []
+    stages = compute[compute["agent"] == "all"].astype({"seconds": float})
+    stages = stages.assign(tokens_per_s=stages["generated_tokens"] / stages["seconds"])
+    return stages.to_dict("records")
+
+
 def write_plots(out: Path, metrics: pd.DataFrame, diversity: pd.DataFrame, run_dirs: list[Path]) -> list[Path]:
     """The report's PNGs in `out`; the diversity ones only when some run has diversity.csv."""
     written = [plots.save(plots.accuracy(metrics), out / "accuracy.png")]
@@ -185,6 +203,11 @@ def main(argv: list[str]) -> int:
     if not diversity.empty:
         society = society_table(debate, diversity)
         print_table(society.to_dict("records"), _present(society, SOCIETY_COLUMNS), "debate accuracy and diversity")
+    for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
+        if page := write_browser(run_dir):
+            console().print(f"wrote {page}")
+    if stages := compute_rows(args.run_dirs):
+        print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
     for path in write_plots(args.out or args.run_dirs[0], debate, diversity, args.run_dirs):
         console().print(f"wrote {path}")
     return 0

@@ -117,6 +117,11 @@ VOLATILE = (
     "backend.threads",
     "backend.device",
     "backend.score_memory_mib",
+    "backend.base_url",  # the openai backend's connection settings: the same served model anywhere
+    "backend.api_key_env",
+    "backend.concurrency",
+    "backend.max_retries",
+    "backend.timeout_s",
     "debate.split",
     "flow.train",
     "flow.eval_before",

@@ -57,8 +57,12 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
 def results(metrics: pd.DataFrame) -> pd.DataFrame:
     """Long table: one line per (row, column), the first run's where several runs measured the same cell."""
     frame = labelled(metrics).drop_duplicates(["row", "column"])
-    frame = frame.assign(tokens_per_question=frame["gen_tokens"] / frame["n"] if "gen_tokens" in frame else pd.NA)
-    return frame[["row", "column", "dataset", "iteration", "n", "accuracy", "stderr", "tokens_per_question", "run"]]
+    frame = frame.assign(
+        tokens_per_question=frame["gen_tokens"] / frame["n"] if "gen_tokens" in frame else pd.NA,
+        debate_seconds=_present(frame, "debate_seconds"),
+    )
+    columns = ["row", "column", "dataset", "iteration", "n", "accuracy", "stderr", "tokens_per_question"]
+    return frame[[*columns, "debate_seconds", "run"]]
 
 
 def wide(long: pd.DataFrame) -> pd.DataFrame:

@@ -62,14 +62,14 @@ _MARKED_OUT: list = []
 
 
 def pytest_deselected(items):
-    _MARKED_OUT.extend(i for i in items if any(i.get_closest_marker(m) for m in ("slow", "hub", "gpu")))
+    _MARKED_OUT.extend(i for i in items if any(i.get_closest_marker(m) for m in ("slow", "hub", "gpu", "browser")))
 
 
 def pytest_terminal_summary(terminalreporter):
     if _MARKED_OUT:
         terminalreporter.write_line(
             f"{len(_MARKED_OUT)} test(s) deselected by marker: `make test-slow` runs the embedded-model tests; "
-            "`pytest -m hub` needs the Hugging Face hub, `pytest -m gpu` a CUDA GPU."
+            "`pytest -m hub` needs the Hugging Face hub, `pytest -m gpu` a CUDA GPU, `make test-browser` chromium."
         )
 
 

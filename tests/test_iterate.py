@@ -95,10 +95,11 @@ def cli(args, **kwargs):
 
 
 def snapshot(run_dir):
-    """Everything a run produced that must not depend on being interrupted."""
+    """Everything a run produced that must not depend on being interrupted (compute.csv holds timings)."""
     files = {}
     for path in sorted(run_dir.rglob("*")):
-        if path.is_file() and ".hydra" not in path.parts and path.suffix != ".log" and path.name != "config.yaml":
+        volatile = path.suffix == ".log" or path.name in ("config.yaml", "compute.csv")
+        if path.is_file() and ".hydra" not in path.parts and not volatile:
             files[str(path.relative_to(run_dir))] = path.read_bytes()
     return files
 

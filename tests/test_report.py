@@ -43,9 +43,10 @@ def test_report_prints_accuracy_and_diversity_and_writes_pngs(diversity_run, tmp
 
 
 def test_report_defaults_to_the_run_dir_and_needs_no_diversity(diversity_run, tmp_path, capsys):
-    old = tmp_path / "old"  # a run from before diversity metrics, or with diversity.enabled=false
+    old = tmp_path / "old"  # a run from before diversity metrics (and compute.csv)
     shutil.copytree(diversity_run, old)
     (old / DIVERSITY_FILE).unlink()
+    (old / "compute.csv").unlink()
     assert report.main([str(old)]) == 0
     assert "diversity" not in capsys.readouterr().out
     assert is_png(old / "accuracy.png") and not (old / "diversity.png").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.errors import ModelError
 
 Message = dict[str, str]
 
@@ -20,12 +21,18 @@ Message = dict[str, str]
 class Request:
     messages: tuple[Message, ...] | list[Message]
     adapter: str | None = None  # a loaded LoRA adapter's name; None is the base model
+    agent: str | None = None  # who asks (gen0, crit1, ...), for compute accounting; no effect on the output
 
 
 @dataclass(frozen=True)
 class Completion:
     text: str
     tokens: int  # generated tokens, end-of-sequence included
+    prompt_tokens: int | None = None  # the prompt's tokens, where the engine reports them (openai)
+
+
+class LogprobsUnsupported(ModelError):
+    """The engine cannot score given completions (a server without prompt log-probabilities)."""
 
 
 class Backend(Protocol):
@@ -49,6 +56,10 @@ def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:
         from debate_ft.backends.fake import FakeBackend
 
         return FakeBackend(accuracy=backend.fake_accuracy)
+    if backend.name == "openai":
+        from debate_ft.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(model, backend)
     if backend.name == "vllm":
         from debate_ft.backends.vllm import VLLMBackend
 

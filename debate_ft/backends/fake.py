@@ -49,6 +49,10 @@ class FakeBackend:
     def adapters(self) -> list[str]:
         return list(self._adapters)
 
+    def prompt_ids(self, messages) -> list[str]:
+        """The fake's tokens are words (its completions count them the same way)."""
+        return " ".join(message["content"] for message in messages).split()
+
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:

@@ -1,0 +1,131 @@
+"""Compute accounting: what each stage of a run cost, in the run's compute.csv.
+
+One row per (iteration, stage, split, agent) with calls, requests, prompt_tokens, generated_tokens and seconds.
+Agent `all` is the stage as a whole, with its wall seconds. The other rows split its tokens by who asked (gen0,
+crit1, ..., `summary` for the summarizer, `base` for untagged requests); their seconds stay empty, because one
+batched call generates for every agent at once. Training rows are one per adapter with its own seconds, and
+requests = its examples. A re-run adds to a stage's rows only the work it did, so a resumed stage sums its parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from debate_ft.backends import Backend, Completion, Request
+from debate_ft.config import GenerationConfig
+from debate_ft.runs import atomic_path
+
+COMPUTE_FILE = "compute.csv"
+KEY = ["iteration", "stage", "split", "agent"]
+COUNTS = ["calls", "requests", "prompt_tokens", "generated_tokens", "seconds"]
+
+
+class Ledger:
+    """Tallies of the stage open now, written to compute.csv when the stage closes."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / COMPUTE_FILE
+        self._open: tuple | None = None
+        self._tally: dict[str, dict[str, int]] = {}
+        self._calls = 0
+
+    @contextlib.contextmanager
+    def stage(self, iteration: int, stage: str, split: str = "") -> Iterator[None]:
+        self._open, self._calls = (iteration, stage, split), 0
+        self._tally = defaultdict(lambda: dict.fromkeys(COUNTS[:4], 0))
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds, tally, self._open = time.perf_counter() - start, self._tally, None
+            if tally:  # a stage a resumed run found finished did no work and leaves its rows alone
+                total = {c: sum(t[c] for t in tally.values()) for c in COUNTS[1:4]}
+                rows = [{"agent": "all", "calls": self._calls, **total, "seconds": seconds}]
+                rows += [{"agent": agent, **counts} for agent, counts in sorted(tally.items())]
+                self.write([{"iteration": iteration, "stage": stage, "split": split, **row} for row in rows])
+
+    def count(self, agents: Sequence[str], prompt_tokens: Sequence[int | None], generated: Sequence[int]) -> None:
+        """One backend call's requests, by agent; outside an open stage it is not accounted."""
+        if self._open is None:
+            return
+        self._calls += 1
+        for agent in set(agents):
+            self._tally[agent]["calls"] += 1
+        for agent, prompt, made in zip(agents, prompt_tokens, generated):
+            counts = self._tally[agent]
+            counts["requests"] += 1
+            counts["prompt_tokens"] += prompt or 0
+            counts["generated_tokens"] += made
+
+    def record(self, iteration: int, stage: str, split: str, agent: str, requests: int, seconds: float) -> None:
+        """A stage that does not go through the backend (training one adapter)."""
+        row = {"iteration": iteration, "stage": stage, "split": split, "agent": agent, "calls": 1,
+               "requests": requests, "prompt_tokens": None, "generated_tokens": None, "seconds": seconds}  # fmt: skip
+        self.write([row])
+
+    def seconds(self, iteration: int, stage: str, split: str = "") -> float | None:
+        """Wall seconds a stage has cost so far (all its runs summed), None if it never ran."""
+        if not self.path.exists():
+            return None
+        frame = pd.read_csv(self.path, keep_default_na=False, na_values=[""])
+        match = frame[
+            (frame["iteration"] == iteration)
+            & (frame["stage"] == stage)
+            & (frame["split"].astype(str) == split)
+            & (frame["agent"] == "all")
+        ]
+        return float(match["seconds"].iloc[0]) if len(match) else None
+
+    def write(self, rows: list[dict]) -> None:
+        frame = pd.DataFrame(rows, columns=KEY + COUNTS)
+        if self.path.exists():
+            frame = pd.concat([pd.read_csv(self.path, keep_default_na=False, na_values=[""]), frame])
+        frame["split"] = frame["split"].fillna("")
+        frame = frame.groupby(KEY, sort=False, dropna=False)[COUNTS].sum(min_count=1).reset_index()
+        with atomic_path(self.path) as temporary:
+            frame.convert_dtypes().to_csv(temporary, index=False)
+
+
+class Metered:
+    """A backend that reports every call to a ledger; everything else passes through to `inner`."""
+
+    def __init__(self, inner: Backend, ledger: Ledger):
+        self.inner, self.ledger = inner, ledger
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def _prompt_tokens(self, request: Request, completion: Completion | None = None) -> int | None:
+        if completion is not None and completion.prompt_tokens is not None:
+            return completion.prompt_tokens
+        prompt_ids = getattr(self.inner, "prompt_ids", None)
+        return len(prompt_ids(request.messages)) if prompt_ids else None
+
+    def generate(
+        self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
+    ) -> list[Completion]:
+        completions = self.inner.generate(requests, sampling, seed, desc)
+        prompts = [self._prompt_tokens(r, c) for r, c in zip(requests, completions)]
+        self.ledger.count([who(r) for r in requests], prompts, [c.tokens for c in completions])
+        return completions
+
+    def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
+        """Scoring reads prompt and completion and generates nothing: all its tokens count as prompt tokens."""
+        scored = self.inner.logprobs(requests, completions)
+        prompts = [(self._prompt_tokens(r) or 0) + len(values) for r, values in zip(requests, scored)]
+        self.ledger.count([who(r) for r in requests], prompts, [0] * len(requests))
+        return scored
+
+
+def who(request: Request) -> str:
+    return request.agent or request.adapter or "base"
+
+
+def unwrap(backend) -> Backend:
+    return getattr(backend, "inner", backend)

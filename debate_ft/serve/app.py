@@ -1,0 +1,137 @@
+"""The OpenAI-compatible HTTP API over a ServedSociety: /v1/models, /v1/chat/completions, /v1/completions.
+
+Chat completions generate with the named model; `society` runs a whole debate on the last user message and
+answers with the majority answer, the transcript in the extra field `debate`. Completions score prompts only
+(`echo` + `logprobs`, as vLLM returns them), which is what `backend=openai` needs for the diversity metrics.
+Errors have OpenAI's shape ({"error": {"message", "type", "code"}}), so clients raise their usual exceptions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from debate_ft.serve.society import SOCIETY_MODEL, ServedSociety
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code = status, message, kind, code
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: str
+    content: str
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    n: int = 1
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str
+    prompt: str | list[int]
+    echo: bool = False
+    logprobs: int | None = None
+    max_tokens: int | None = 16
+
+
+def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
+    app = FastAPI(title="debate_ft society", description=__doc__)
+
+    @app.exception_handler(APIError)
+    async def api_error(_, error: APIError):
+        body = {"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}}
+        return JSONResponse(body, status_code=error.status)
+
+    def authorized(request: Request) -> None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if api_key is not None and not secrets.compare_digest(given.encode(), api_key.encode()):
+            raise APIError(401, "Incorrect API key provided.", "authentication_error", "invalid_api_key")
+
+    def known(model: str) -> str:
+        if model not in served.models():
+            raise APIError(404, f"The model `{model}` does not exist.", code="model_not_found")
+        return model
+
+    @app.get("/v1/models", dependencies=[Depends(authorized)])
+    def models():
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "debate_ft"} for name in served.models()]
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
+    def chat(body: ChatRequest):
+        model = known(body.model)
+        if body.n != 1:
+            raise APIError(400, "n must be 1")
+        sampling = served.sampling(body.max_completion_tokens or body.max_tokens, body.temperature, body.top_p)
+        seed = served.config.seed if body.seed is None else body.seed
+        messages = [m.model_dump() for m in body.messages]
+        if model == SOCIETY_MODEL:
+            return society_reply(served, messages, sampling, seed)
+        completion, prompt_tokens = served.chat(model, messages, sampling, seed)
+        finish = "length" if completion.tokens >= sampling.max_new_tokens else "stop"
+        return reply(model, completion.text, finish, prompt_tokens, completion.tokens)
+
+    @app.post("/v1/completions", dependencies=[Depends(authorized)])
+    def completions(body: CompletionRequest):
+        model = known(body.model)
+        if model == SOCIETY_MODEL or not body.echo or body.logprobs is None:
+            raise APIError(400, "this server scores prompts on /v1/completions (echo=true with logprobs, a base or "
+                           "adapter model); generate through /v1/chat/completions")  # fmt: skip
+        tokenizer = served.backend.tokenizer
+        ids = body.prompt
+        if isinstance(ids, str):
+            ids = tokenizer(ids, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise APIError(400, "empty prompt")
+        tokens = [tokenizer.decode([i]) for i in ids]
+        offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+        logprobs = {"tokens": tokens, "token_logprobs": served.score(model, ids), "top_logprobs": None,
+                    "text_offset": offsets}  # fmt: skip
+        choice = {"index": 0, "text": "".join(tokens), "logprobs": logprobs, "finish_reason": "length"}
+        return envelope("text_completion", model, [choice], len(ids), 0)
+
+    return app
+
+
+def society_reply(served: ServedSociety, messages: list[dict], sampling, seed: int) -> dict:
+    questions = [m["content"] for m in messages if m["role"] == "user"]
+    if not questions:
+        raise APIError(400, "the society debates the last user message; there is none")
+    record = served.debate(questions[-1], sampling, seed)
+    turns = record["turns"]
+    generated = sum(turn["tokens"] for turn in turns)
+    prompt_tokens = sum(len(served.backend.prompt_ids([{"role": "user", "content": t["prompt"]}])) for t in turns)
+    body = reply(SOCIETY_MODEL, record["answer"] or "", "stop", prompt_tokens, generated)
+    body["debate"] = {"agents": served.society.size, "rounds": served.config.debate.rounds,
+                      "iteration": served.iteration, **record}  # fmt: skip
+    return body
+
+
+def reply(model: str, text: str, finish: str, prompt_tokens: int, generated: int) -> dict:
+    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+    return envelope("chat.completion", model, [choice], prompt_tokens, generated)
+
+
+def envelope(kind: str, model: str, choices: list[dict], prompt_tokens: int, generated: int) -> dict:
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": generated, "total_tokens": prompt_tokens + generated}
+    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
+    return {"id": f"{prefix}-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": model,
+            "choices": choices, "usage": usage}  # fmt: skip

@@ -1,0 +1,118 @@
+"""A run's trained society, loaded from its run directory, answering the server's requests.
+
+The models it serves: `base` (the base model), every trained adapter by name (gen0, crit0, ... or `shared`),
+each as the latest iteration trained it, and `society`, a whole debate among the run's agents. The one model
+is not thread-safe, so requests take turns on it (a lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from debate_ft.backends import Completion, Request
+from debate_ft.backends.hf import BASE, HFBackend
+from debate_ft.backends.openai import served_name
+from debate_ft.config import FT_METHODS, Config, GenerationConfig, saved_config
+from debate_ft.debate import Debate, Society
+from debate_ft.iterate import society_for
+from debate_ft.tasks import Question, Task, get_task
+
+BASE_MODEL = "base"
+SOCIETY_MODEL = "society"
+
+
+def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, dict[str, Path]]:
+    """(iteration, adapter name -> folder) of the society after `iteration` (default: the last one trained); an
+    adapter an iteration did not retrain keeps its earlier folder, as in `iterate`."""
+    folders = sorted((int(p.name[4:]), p) for p in run_dir.glob("iter*") if p.name[4:].isdigit())
+    trained = [k for k, folder in folders if any((folder / "adapters").glob("*/adapter_config.json"))]
+    last = iteration if iteration is not None else max(trained, default=0)
+    adapters: dict[str, Path] = {}
+    for k, folder in folders:
+        if 1 <= k <= last:
+            saved = sorted((folder / "adapters").glob("*/adapter_config.json"))
+            adapters.update((path.parent.name, path.parent) for path in saved)
+    return last, adapters
+
+
+def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
+    """The `vllm serve` command that serves the same models as `serve` (the society itself excepted)."""
+    from debate_ft.models import model_dir
+
+    config = saved_config(run_dir)
+    _, adapters = trained_adapters(run_dir, iteration)
+    modules = " ".join(f"{served_name(name, path)}={path}" for name, path in adapters.items())
+    lora = f" --enable-lora --max-lora-rank {config.train.lora_r} --lora-modules {modules}" if adapters else ""
+    return f"vllm serve {model_dir(config.model)} --served-model-name {BASE_MODEL}{lora}"
+
+
+@dataclass
+class ServedSociety:
+    config: Config
+    backend: HFBackend
+    task: Task
+    society: Society
+    iteration: int
+    adapters: dict[str, Path]
+
+    def __post_init__(self):
+        self.lock = threading.Lock()
+        # each adapter also answers to the name backend=openai asks for: iter<k>/<name> (see served_name)
+        self.aliases = {served_name(name, path): name for name, path in self.adapters.items()}
+
+    @classmethod
+    def load(cls, run_dir: Path, iteration: int | None = None, device: str = "auto") -> ServedSociety:
+        config = saved_config(run_dir)
+        iteration, adapters = trained_adapters(run_dir, iteration)
+        backend = HFBackend.from_config(config.model, replace(config.backend, name="hf", device=device))
+        for name, path in adapters.items():
+            backend.load_adapter(name, path)
+        method = config.method if config.method in FT_METHODS else "multiagent_ft"
+        society = society_for(method, config.agents.n, adapters)
+        return cls(config, backend, get_task(config.dataset), society, iteration, adapters)
+
+    def models(self) -> list[str]:
+        return [BASE_MODEL, *self.adapters, *self.aliases, SOCIETY_MODEL]
+
+    def adapter(self, model: str) -> str | None:
+        """The adapter a served model name stands for (None: the base model)."""
+        return None if model == BASE_MODEL else self.aliases.get(model, model)
+
+    def sampling(self, max_tokens: int | None, temperature: float | None, top_p: float | None) -> GenerationConfig:
+        """The run's sampling settings, with what a request sets."""
+        settings = self.config.generation
+        return GenerationConfig(
+            max_new_tokens=max_tokens or settings.max_new_tokens,
+            temperature=settings.temperature if temperature is None else temperature,
+            top_p=settings.top_p if top_p is None else top_p,
+        )
+
+    def chat(self, model: str, messages: list[dict], sampling: GenerationConfig, seed: int) -> tuple[Completion, int]:
+        """One reply by the base model or one adapter, and its prompt's token count."""
+        request = Request(messages, self.adapter(model))
+        with self.lock:
+            completion = self.backend.generate([request], sampling, seed, desc="serve")[0]
+        return completion, len(self.backend.prompt_ids(messages))
+
+    def debate(self, question: str, sampling: GenerationConfig, seed: int) -> dict:
+        """The society's debate on one question: the record a transcript line holds (no gold)."""
+        debate = Debate(self.task, self.backend, self.society, self.config.debate.rounds,
+                        self.config.debate.summarize, sampling)  # fmt: skip
+        with self.lock:
+            record = debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
+        return {key: value for key, value in record.items() if key not in ("gold", "correct", "id")}
+
+    @torch.inference_mode()
+    def score(self, model: str, ids: list[int]) -> list[float | None]:
+        """Log-probability of every token of `ids` given the ones before it (None for the first)."""
+        hosted, adapter = self.backend.hosted, self.adapter(model)
+        kwargs = {} if hosted.peft is None else {"adapter_names": [hosted.internal_name(adapter) if adapter else BASE]}
+        inputs = torch.tensor([ids], device=hosted.device)
+        with self.lock:
+            logits = hosted.module(input_ids=inputs, **kwargs).logits[0, :-1].float()
+        values = torch.log_softmax(logits, dim=-1).gather(-1, inputs[0, 1:, None])[:, 0]
+        return [None, *values.tolist()]

@@ -1,0 +1,83 @@
+"""`report`'s transcript browser: one self-contained static page per run, transcripts.html.
+
+Every transcript of the run (iter<k>/test_NxM.jsonl, iter<k>/train_NxM.jsonl) with each question's turns side by
+side, agents across and rounds down: each agent's response and parsed answer, right or wrong, the vote, the gold
+answer and correctness. Filters: wrong (the vote is wrong), disagreeing (not every last-round answer is the vote),
+corrected by debate (round 1's majority was wrong, the final vote is right); a switch between transcripts
+(iterations and splits). The page holds its CSS and JavaScript inline: no server, no CDN. Its URL fragment
+(#transcript=iter1/test_3x2&filter=wrong) picks the view, so a view can be linked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from debate_ft.config import saved_config
+from debate_ft.errors import DebateFTError
+from debate_ft.runs import read_records, write_text
+from debate_ft.tasks import Task, get_task
+from debate_ft.vote import majority
+
+HTML_FILE = "transcripts.html"
+_TRANSCRIPT = re.compile(r"(train|test)_\d+x\d+(_summary)?\.jsonl")
+
+
+def transcript_files(run_dir: Path) -> list[Path]:
+    """The run's debate transcripts, by iteration, test before train."""
+    files = [p for p in run_dir.glob("iter*/*.jsonl") if _TRANSCRIPT.fullmatch(p.name) and p.parent.name[4:].isdigit()]
+    return sorted(files, key=lambda p: (int(p.parent.name[4:]), not p.name.startswith("test"), p.name))
+
+
+def question_view(task: Task, record: dict) -> dict:
+    """One record as the page shows it: a rounds x agents grid of turns and the question's flags."""
+    turns = record["turns"]
+    rounds, agents = max(t["round"] for t in turns), 1 + max(t["agent"] for t in turns)
+    grid: list[list[dict | None]] = [[None] * agents for _ in range(rounds)]
+    for turn in turns:
+        grid[turn["round"] - 1][turn["agent"]] = {**turn, "right": task.is_correct(turn["answer"], record["gold"])}
+    first = majority([t["answer"] if t else None for t in grid[0]], task.equivalent).answer
+    first_right = task.is_correct(first, record["gold"])
+    return {
+        **record,
+        "grid": grid,
+        "first_vote": first,
+        "disagree": record["consensus"] < 1,
+        "corrected": rounds > 1 and not first_right and record["correct"],
+        "spoiled": rounds > 1 and first_right and not record["correct"],
+    }
+
+
+def transcript_view(task: Task, run_dir: Path, path: Path) -> dict:
+    questions = [question_view(task, record) for record in read_records(path)]
+    return {
+        "key": f"{path.parent.name}/{path.stem}",
+        "label": f"iteration {path.parent.name[4:]}, {path.stem.replace('_', ' ')}",
+        "questions": questions,
+        "agents": max((len(q["grid"][0]) for q in questions), default=0),
+        "right": sum(q["correct"] for q in questions),
+        "counts": {flag: sum(q[flag] for q in questions) for flag in ("disagree", "corrected", "spoiled")},
+    }
+
+
+def render(run: str, transcripts: list[dict]) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("debate_ft", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    return environment.get_template("transcripts.html.j2").render(run=run, transcripts=transcripts)
+
+
+def write_browser(run_dir: Path) -> Path | None:
+    """Write run_dir/transcripts.html; None when the run holds no debate transcripts (a flow run)."""
+    files = transcript_files(run_dir)
+    if not files:
+        return None
+    try:
+        task = get_task(saved_config(run_dir).dataset)
+    except DebateFTError:
+        return None
+    path = run_dir / HTML_FILE
+    write_text(path, render(run_dir.name, [transcript_view(task, run_dir, f) for f in files]))
+    return path
