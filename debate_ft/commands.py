@@ -8,6 +8,7 @@ from rich.console import Console
 
 from debate_ft.backends import make_backend
 from debate_ft.config import EVAL_METHODS, Config, require_method
+from debate_ft.errors import ConfigError
 from debate_ft.debate import Society
 from debate_ft.evaluate import evaluate as evaluate_stage
 from debate_ft.evaluate import print_rows, run_debate
@@ -16,6 +17,11 @@ from debate_ft.tasks import get_task
 
 
 def debate(config: Config, run_dir: Path) -> None:
+    if config.method is not None:
+        raise ConfigError(
+            f"debate takes no method= (got {config.method!r}): it always writes the full debate; "
+            "`evaluate method=...` scores one method"
+        )
     task = get_task(config.dataset)
     backend = make_backend(config.backend, config.model)
     split = config.debate.split
