@@ -26,7 +26,7 @@ from debate_ft.evaluate import METRICS_FILE
 from debate_ft.flow.graph import Episode, Flow, active_nodes
 from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
 from debate_ft.report import FLOW_COLUMNS, console, print_table
-from debate_ft.runs import append_records, atomic_path, read_records, upsert_rows, write_records
+from debate_ft.runs import append_records, atomic_path, check_data, read_records, recover, upsert_rows, write_records
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 
@@ -49,6 +49,7 @@ class Progress:
 
 def flow(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset, flow=True)
+    recover(run_dir)  # a checkpoint whose save was killed between its two renames is put back
     backend = make_backend(config.backend, config.model)
     if config.flow.train:
         rows = train(config, task, backend, run_dir)
@@ -81,6 +82,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     if settings.eval_before and not resume:
         rows.append(evaluate(config, task, runner, run_dir, episodes=0))
     questions = task.load("train")
+    check_data(run_dir, "musique train", questions)
     with tqdm(total=len(questions), initial=progress.episode, desc="flow train", unit="episode") as bar:
         for index in range(progress.episode, len(questions)):
             train_episode(config, runner, learner, progress, questions, index, folder)
@@ -176,6 +178,7 @@ def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Pat
 def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episodes: int) -> dict:
     """Greedy episodes on the test split, all in lockstep; metrics keyed by training episodes so far."""
     questions = task.load("test")
+    check_data(run_dir, "musique test", questions)
     start = time.perf_counter()
     done = runner.run([Episode(q) for q in questions], derive_seed(config.seed, "test"), desc="flow test")
     seconds = time.perf_counter() - start
