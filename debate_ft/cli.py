@@ -120,6 +120,9 @@ def composition_message(error: Exception, argv: list[str]) -> str:
             break
         if line.strip():
             lines.append(line.strip())
+    cause = error.__cause__
+    if cause is not None and str(cause).strip():
+        lines.append(f"({str(cause).strip().splitlines()[0]})")
     return " ".join(lines)[:400] or type(error).__name__
 
 
