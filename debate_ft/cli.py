@@ -83,10 +83,9 @@ def _hydra_run(command: str, argv: list[str]) -> None:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
     except _Abort as abort:
         raise abort.__cause__ from None
-    except OSError:  # the machine's, not the command line's (a full disk, a closed pipe)
-        raise
     except Exception as error:
-        if _State.in_task:
+        from_hydra = type(error).__module__.startswith(("hydra.", "omegaconf."))
+        if _State.in_task or (isinstance(error, OSError) and not from_hydra):  # a full disk, a closed pipe
             raise
         raise ConfigError(composition_message(error, argv)) from error
     finally:

@@ -161,6 +161,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="folder for the PNG plots (default: the first RUN_DIR)")
     args = parser.parse_args(argv)
     frame = collect(args.run_dirs)
+    out = args.out or args.run_dirs[0]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"--out {out}: cannot create the folder ({error.strerror or type(error).__name__})") from None
     # flow runs (MuSiQue) score answers, not votes: their rows (those with a stage) get a table of their own
     is_flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
     debate = frame[~is_flow]
@@ -186,6 +191,6 @@ def main(argv: list[str]) -> int:
     if not diversity.empty:
         society = society_table(debate, diversity)
         print_table(society.to_dict("records"), _present(society, SOCIETY_COLUMNS), "debate accuracy and diversity")
-    for path in write_plots(args.out or args.run_dirs[0], debate, diversity, args.run_dirs):
+    for path in write_plots(out, debate, diversity, args.run_dirs):
         console().print(f"wrote {path}")
     return 0

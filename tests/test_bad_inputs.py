@@ -478,6 +478,14 @@ def _(tmp, tiny):
     return ["report", str(tmp / "runs")], 2, ["metrics.csv", "not a metrics.csv table"]
 
 
+@case("report_out_cannot_be_created")
+def _(tmp, tiny):
+    (tmp / "runs" / "r").mkdir(parents=True)
+    (tmp / "runs" / "r" / "metrics.csv").write_text("iteration,method,n,accuracy,stderr\n0,debate,4,0.5,0.1\n")
+    (tmp / "a_file").write_text("")
+    return ["report", str(tmp / "runs"), "--out", str(tmp / "a_file" / "plots")], 2, ["--out", "a_file"]
+
+
 @case("report_no_runs")
 def _(tmp, tiny):
     (tmp / "runs").mkdir()
