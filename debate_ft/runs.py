@@ -67,6 +67,19 @@ def text_lines(path: Path) -> list[tuple[int, str]]:
     return numbered
 
 
+def read_json(path: Path) -> dict:
+    """A JSON object this project wrote (sizes.json, a checkpoint's state.json); damage is one line."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; delete its folder to redo that step") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: damaged (not a JSON object); delete its folder to redo that step")
+    return value
+
+
 def text_field(row: dict, name: str, where: str) -> str:
     """A field that must hold text (a question, a problem): a number or null there is a data error."""
     value = row.get(name)

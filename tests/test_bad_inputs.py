@@ -535,6 +535,15 @@ def test_resume_with_a_corrupt_middle_line_of_a_transcript(tmp_path, capsys):
     assert not (tmp_path / "r" / "metrics.csv").exists()
 
 
+def test_resume_with_a_damaged_step_marker(tmp_path, capsys):
+    assert run(evaluate_args(tmp_path), capsys)[0] == 0
+    sizes = tmp_path / "r" / "iter1" / "data" / "sizes.json"
+    sizes.parent.mkdir(parents=True)
+    sizes.write_text('{"agents": [')
+    code, output = run(["iterate", *evaluate_args(tmp_path, "diversity.enabled=false")[1:]], capsys)
+    assert code == 2 and "Traceback" not in output and f"{sizes}: damaged" in output
+
+
 def test_resume_on_changed_data_is_refused(tmp_path, capsys):
     path = write_jsonl(tmp_path / "gsm.jsonl", gsm_rows(12))
     args = ["evaluate", "+dataset=gsm", f"dataset.path={path}", *FAKE, f"run.root={tmp_path}", "run.name=r"]

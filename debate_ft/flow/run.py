@@ -26,7 +26,16 @@ from debate_ft.evaluate import METRICS_FILE
 from debate_ft.flow.graph import Episode, Flow, active_nodes
 from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
 from debate_ft.report import FLOW_COLUMNS, console, print_table
-from debate_ft.runs import append_records, atomic_path, check_data, read_records, recover, upsert_rows, write_records
+from debate_ft.runs import (
+    append_records,
+    atomic_path,
+    check_data,
+    read_json,
+    read_records,
+    recover,
+    upsert_rows,
+    write_records,
+)
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 
@@ -72,7 +81,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     nodes = active_nodes(settings, task.full)
     torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
     learner = Learner(backend, nodes, settings, config.train, checkpoint if resume else None)
-    progress = Progress(**json.loads((checkpoint / "state.json").read_text())) if resume else Progress()
+    progress = Progress(**read_json(checkpoint / "state.json")) if resume else Progress()
     if resume:
         log.info("resuming %s at training episode %d", run_dir, progress.episode)
     for name in ("train_trace.jsonl", "pairs.jsonl"):  # drop what episodes after the checkpoint wrote
@@ -170,7 +179,7 @@ def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Pat
         return evaluate(config, task, Flow(backend, task, config.flow, dict.fromkeys(nodes)), run_dir, episodes=0)
     for node in nodes:
         backend.load_adapter(node, checkpoint / node)
-    episodes = json.loads((checkpoint / "state.json").read_text())["episode"]
+    episodes = read_json(checkpoint / "state.json")["episode"]
     runner = Flow(backend, task, config.flow, {node: node for node in nodes})
     return evaluate(config, task, runner, run_dir, episodes=episodes)
 
