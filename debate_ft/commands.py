@@ -23,6 +23,11 @@ def _no_transfer(config: Config, command: str) -> None:
 
 def debate(config: Config, run_dir: Path) -> None:
     _no_transfer(config, "debate")
+    if config.method is not None:
+        raise ConfigError(
+            f"debate takes no method= (got {config.method!r}): it always writes the full debate; "
+            "`evaluate method=...` scores one method"
+        )
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
     backend = Metered(make_backend(config.backend, config.model), ledger)

@@ -39,6 +39,20 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def report_targets(report_to: str) -> list[str]:
+    """Trainer loggers for train.report_to, checked with the config so a missing package fails before any work."""
+    import importlib.util
+
+    if report_to == "none":
+        return []
+    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
+    if module is None:
+        raise ConfigError(f"train.report_to must be none, tensorboard, wandb or mlflow (got {report_to!r})")
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"train.report_to={report_to} needs the {module} package: pip install {module}")
+    return [report_to]
+
+
 @dataclass
 class DatasetConfig:
     name: str = _help("Task name, set by the +dataset=<name> group file.", "")
@@ -59,8 +73,9 @@ class DatasetConfig:
 
     def __post_init__(self):
         _check(self.name in DATASETS, f"dataset.name must be one of {', '.join(DATASETS)} (got {self.name!r})")
-        _check(self.train_size >= 0, f"dataset.train_size must be >= 0 (got {self.train_size})")
-        _check(self.test_size >= 0, f"dataset.test_size must be >= 0 (got {self.test_size})")
+        _check(self.train_size >= 1, f"dataset.train_size must be >= 1 (got {self.train_size})")
+        _check(self.test_size >= 1, f"dataset.test_size must be >= 1 (got {self.test_size})")
+        _check(self.path is None or bool(self.path.strip()), "dataset.path is empty: give a file or folder, or drop it")
         _check(2 <= self.operands <= 6, f"dataset.operands must be in 2..6 (got {self.operands})")
         _check(self.max_value >= 1, f"dataset.max_value must be >= 1 (got {self.max_value})")
         _check(self.variant in ("ans", "full"), f"dataset.variant must be ans or full (got {self.variant!r})")
@@ -76,6 +91,7 @@ class ModelConfig:
     trust_remote_code: bool = _help("Passed to transformers when loading hub models.", False)
 
     def __post_init__(self):
+        _check(self.path is None or bool(self.path.strip()), "model.path is empty: give a model folder or hub id")
         _check(
             self.path is not None or (self.gguf_package and self.gguf_file),
             f"model '{self.name}' needs model.path or model.gguf_package + model.gguf_file",
@@ -179,9 +195,17 @@ class TrainConfig:
     def __post_init__(self):
         _check(self.init in ("base", "previous"), f"train.init must be base or previous (got {self.init!r})")
         _check(self.lora_r >= 1, f"train.lora_r must be >= 1 (got {self.lora_r})")
+        _check(self.lora_alpha >= 1, f"train.lora_alpha must be >= 1 (got {self.lora_alpha})")
+        _check(0.0 <= self.lora_dropout < 1.0, f"train.lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+        _check(bool(self.target_modules), "train.target_modules must name at least one module (or all-linear)")
         _check(self.epochs > 0, f"train.epochs must be > 0 (got {self.epochs})")
+        _check(self.learning_rate > 0, f"train.learning_rate must be > 0 (got {self.learning_rate})")
         _check(self.batch_size >= 1 and self.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1")
+        _check(self.max_length >= 16, f"train.max_length must be >= 16 (got {self.max_length})")
         _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
+        size = self.critic_size
+        _check(size is None or size >= 0, f"train.critic_size must be >= 0 (got {size})")
+        report_targets(self.report_to)
 
 
 FLOW_GENERATIVE = ("query", "answer", "final")
@@ -266,6 +290,15 @@ class DiversityConfig:
 class RunConfig:
     root: str = _help("Folder that holds run directories.", "runs")
     name: str = _help("Run directory name under run.root; re-use a name to resume that run.", "")
+
+    def __post_init__(self):
+        from pathlib import PurePath
+
+        name = PurePath(self.name)
+        _check(
+            not name.is_absolute() and ".." not in name.parts,
+            f"run.name={self.name} must be a folder name inside run.root (no '..', not absolute)",
+        )
 
 
 @dataclass

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from debate_ft import prompts
 from debate_ft.backends import Backend, Message, Request
 from debate_ft.config import GenerationConfig
+from debate_ft.errors import DataError
 from debate_ft.runs import append_records, read_records
 from debate_ft.tasks import Question, Task
 from debate_ft.vote import majority
@@ -101,6 +102,13 @@ class Debate:
     def run(self, questions: Sequence[Question], path: Path, seed: int, chunk_size: int) -> list[dict]:
         """Debate every question, resuming from the transcript at `path`; records in question order."""
         done = {record["id"]: record for record in read_records(path)}
+        for question in questions:
+            old = done.get(question.id)
+            if old is not None and (old.get("question"), old.get("gold")) != (question.text, question.gold):
+                raise DataError(
+                    f"{path}: question {question.id} was debated with another text or gold answer (the data "
+                    "changed since); restore the data or pick a new run.name"
+                )
         wanted = {question.id for question in questions}
         with tqdm(total=len(wanted), initial=len(wanted & done.keys()), desc=f"debate {path.stem}", unit="q") as bar:
             for index, start in enumerate(range(0, len(questions), chunk_size)):

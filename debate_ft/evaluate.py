@@ -9,7 +9,7 @@ from debate_ft.config import Config
 from debate_ft.debate import Debate, Society, derive_seed
 from debate_ft.metrics import OUTCOMES_FILE, outcomes, summarize
 from debate_ft.report import print_table
-from debate_ft.runs import upsert_rows
+from debate_ft.runs import check_data, upsert_rows
 from debate_ft.tasks import Task
 
 METRICS_FILE = "metrics.csv"
@@ -49,7 +49,9 @@ def run_debate(
     society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
     path = transcript_path(run_dir, iteration, split, agents, rounds, config.debate.summarize)
     debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation)
-    return debate.run(task.load(split), path, derive_seed(config.seed, split), config.debate.chunk_size)
+    questions = task.load(split)
+    check_data(run_dir, f"{task.name} {split}", questions)
+    return debate.run(questions, path, derive_seed(config.seed, split), config.debate.chunk_size)
 
 
 def record_scores(

@@ -63,6 +63,11 @@ def convert_gguf(source: Path, target: Path) -> None:
 def model_dir(config: ModelConfig) -> str:
     """A local model directory or hub id for `config`, converting an embedded GGUF model on first use."""
     if config.path:
+        local = Path(config.path).expanduser()
+        if local.is_file():
+            raise ModelError(f"model.path={config.path} is a file; give the model's folder")
+        if local.is_dir() and not (local / "config.json").exists():
+            raise ModelError(f"model.path={config.path} is not a model folder: it has no config.json")
         return config.path
     source = gguf_path(config)
     target = cache_dir() / "models" / f"{source.stem}-{source.stat().st_size}"
@@ -107,7 +112,7 @@ def load_tokenizer(config: ModelConfig):
     location = model_dir(config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=config.trust_remote_code)
-    except OSError as error:
+    except Exception as error:  # transformers raises OSError, ValueError, JSON and tokenizers errors here
         raise _load_error(config, location, error) from None
     tokenizer.padding_side = "left"  # generation appends on the right, so prompts line up on the right
     if tokenizer.pad_token is None:
@@ -123,12 +128,18 @@ def load_model(config: ModelConfig, device: torch.device, dtype: torch.dtype):
     location = model_dir(config)
     try:
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, trust_remote_code=config.trust_remote_code)
-    except OSError as error:
+    except Exception as error:  # a damaged weights file raises safetensors' own error type, among others
         raise _load_error(config, location, error) from None
     return model.to(device).eval()
 
 
-def _load_error(config: ModelConfig, location: str, error: OSError) -> ModelError:
+def _load_error(config: ModelConfig, location: str, error: Exception) -> ModelError:
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    if Path(location).expanduser().is_dir():
+        return ModelError(
+            f"model '{config.name}': cannot load the model folder {location} ({type(error).__name__}: {reason}); "
+            "its files may be damaged or incomplete"
+        )
     return ModelError(
         f"model '{config.name}': cannot load {location}: not a local model directory, not in the Hugging Face "
         f"cache, and the hub is unreachable or refused ({str(error).splitlines()[0][:120]}). "

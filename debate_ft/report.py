@@ -15,20 +15,26 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from debate_ft import plots, tables
 from debate_ft.compute import COMPUTE_FILE
 from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
+from debate_ft.errors import DataError
 from debate_ft.metrics import OUTCOMES_FILE
+from debate_ft.runs import is_leftover, load_saved_config, read_csv
 from debate_ft.transcripts import write_browser
 
 SOCIETY_COLUMNS = [
     "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
     "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
 ]  # fmt: skip
+REQUIRED_COLUMNS = {  # a table is read when it has one of these column sets (debate rows, flow rows)
+    "metrics.csv": [("iteration", "method", "n", "accuracy", "stderr"), ("split", "stage", "episodes")],
+    DIVERSITY_FILE: [("iteration", "ft_method")],
+    OUTCOMES_FILE: [("iteration", "method", "question_id", "correct")],
+}
 SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
 COMPUTE_COLUMNS = [
     "run", "iteration", "stage", "split", "calls", "requests", "prompt_tokens", "generated_tokens", "seconds",
@@ -41,11 +47,19 @@ FLOW_COLUMNS = [
 
 
 def run_settings(folder: Path) -> dict:
+    """A run's settings columns from its config.yaml, read as plain data: interpolations such as
+    `${oc.env:...}` in a run directory are shown as written, never resolved."""
     config_path = folder / "config.yaml"
     if not config_path.exists():
         return {}
-    config = OmegaConf.load(config_path)
-    return {column: OmegaConf.select(config, key) for key, column in SETTINGS.items()}
+    config = load_saved_config(config_path)
+    settings = {}
+    for key, column in SETTINGS.items():
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        settings[column] = value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+    return settings
 
 
 def run_folders(run_dirs: list[Path], name: str) -> list[tuple[str, Path]]:
@@ -53,9 +67,12 @@ def run_folders(run_dirs: list[Path], name: str) -> list[tuple[str, Path]]:
     RUN_DIR's parent, so runs from several RUN_DIRs stay apart."""
     found = []
     for root in run_dirs:
-        if not root.exists():
-            raise SystemExit(f"error: {root} does not exist")
-        found += [(str(path.parent.relative_to(root.parent)), path.parent) for path in sorted(root.rglob(name))]
+        if not root.is_dir():
+            raise DataError(f"{root} {'is not a folder' if root.exists() else 'does not exist'}")
+        for path in sorted(root.rglob(name)):
+            if is_leftover(path, root):  # inside the temporary folder of an interrupted write: not a run
+                continue
+            found.append((str(path.parent.relative_to(root.parent)), path.parent))
     return found
 
 
@@ -63,14 +80,22 @@ def collect(run_dirs: list[Path], name: str = "metrics.csv", required: bool = Tr
     """All rows of every `name` table under `run_dirs`, with `run` (folder) and its settings as columns."""
     frames = []
     for run, folder in run_folders(run_dirs, name):
-        frame = pd.read_csv(folder / name)
+        frame = read_csv(folder / name)
+        if frame.empty:
+            continue
+        wanted = REQUIRED_COLUMNS.get(name, [])
+        if wanted and not any(set(columns) <= set(frame.columns) for columns in wanted):
+            raise DataError(f"{folder / name}: not a {name} table (needs columns {' + '.join(map(str, wanted[0]))})")
+        for column in ("accuracy", "stderr", "iteration", "episodes"):
+            if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+                raise DataError(f"{folder / name}: column {column} holds values that are not numbers")
         frame.insert(0, "run", run)
         for column, value in run_settings(folder).items():
             frame[column] = value
         frames.append(frame)
     if not frames:
         if required:
-            raise SystemExit(f"error: no {name} under {', '.join(map(str, run_dirs))}")
+            raise DataError(f"no {name} under {', '.join(map(str, run_dirs))}")
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
 
@@ -80,10 +105,10 @@ def per_iteration(run_dirs: list[Path], name: str) -> list[tuple[str, str, int, 
     diversity.csv lists."""
     found = []
     for run, folder in run_folders(run_dirs, DIVERSITY_FILE):
-        for row in pd.read_csv(folder / DIVERSITY_FILE).itertuples():
+        for row in read_csv(folder / DIVERSITY_FILE).itertuples():
             path = folder / f"iter{row.iteration}" / name
             if path.exists():
-                table = pd.read_csv(path, index_col=0 if name == NLL_FILE else None)  # the matrix's scorer index
+                table = read_csv(path, index_col=0 if name == NLL_FILE else None)  # the matrix's scorer index
                 found.append((run, row.ft_method, int(row.iteration), table))
     return found
 
@@ -176,6 +201,11 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     frame = collect(args.run_dirs)
+    out = args.out or args.run_dirs[0]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"--out {out}: cannot create the folder ({error.strerror or type(error).__name__})") from None
     # flow runs (MuSiQue) score answers, not votes: their rows (those with a stage) get a table of their own
     is_flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
     debate = frame[~is_flow]
@@ -198,7 +228,7 @@ def main(argv: list[str]) -> int:
     if debate.empty:
         return 0
     if args.table:
-        results_table(args.out or args.run_dirs[0], debate, args.run_dirs)
+        results_table(out, debate, args.run_dirs)
     diversity = collect(args.run_dirs, DIVERSITY_FILE, required=False)
     if not diversity.empty:
         society = society_table(debate, diversity)
@@ -208,6 +238,6 @@ def main(argv: list[str]) -> int:
             console().print(f"wrote {page}")
     if stages := compute_rows(args.run_dirs):
         print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
-    for path in write_plots(args.out or args.run_dirs[0], debate, diversity, args.run_dirs):
+    for path in write_plots(out, debate, diversity, args.run_dirs):
         console().print(f"wrote {path}")
     return 0

@@ -1,16 +1,22 @@
 """Run-directory I/O: strict readers for inputs, crash-safe writers for outputs.
 
-Whole files are written to a temporary sibling and renamed, so a kill leaves the old file or the new one,
-never half of one. Transcripts are appended a record at a time and fsynced; a torn final line (killed
-mid-write) is cut off on the next read instead of being read as a record.
+Whole files and folders are written to a temporary sibling `.<name>.tmp-XXXX/<name>` and renamed into place,
+so a kill leaves the old version or the new one, never half of one. A folder cannot be replaced by one rename:
+the old one is first renamed aside to `.<name>.old-XXXX`, the new one renamed in, then the old one deleted.
+`recover` (run on every run directory before a command works in it) puts an aside folder back when a kill
+struck between those two renames, and deletes the leftovers of killed writes. Transcripts are appended a
+record at a time and fsynced; a torn final line (killed mid-write) is cut off on the next read instead of
+being read as a record, while a corrupt line before the last is an error naming file and line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -18,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debate_ft.errors import DataError
+from debate_ft.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +33,61 @@ def read_jsonl(path: Path | str) -> list[dict]:
     """Every record of an input JSONL file; a malformed line is an error naming file and line."""
     path = Path(path)
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
+    if not records:
+        raise DataError(f"{path}: the file holds no records")
     return records
+
+
+def text_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of a UTF-8 text file; bytes that are not UTF-8 are an error naming the line."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not a data file") from None
+    lines = data.split(b"\n")
+    numbered = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            numbered.append((number, raw.decode("utf-8-sig" if number == 1 else "utf-8")))
+        except UnicodeDecodeError as error:
+            byte = raw[error.start]
+            raise DataError(f"{path}:{number}: not UTF-8 text (byte {byte:#04x} at column {error.start + 1})") from None
+    if numbered and not numbered[-1][1]:
+        numbered.pop()  # the empty piece after a final newline
+    return numbered
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object this project wrote (sizes.json, a checkpoint's state.json); damage is one line."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; delete its folder to redo that step") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: damaged (not a JSON object); delete its folder to redo that step")
+    return value
+
+
+def text_field(row: dict, name: str, where: str) -> str:
+    """A field that must hold text (a question, a problem): a number or null there is a data error."""
+    value = row.get(name)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: `{name}` must be a string (got {type(value).__name__}: {str(value)[:40]!r})")
+    if not value.strip():
+        raise DataError(f"{where}: `{name}` is empty")
+    return value
 
 
 def require(record: dict, fields: Iterable[str], where: str) -> None:
@@ -57,8 +106,21 @@ def read_records(path: Path) -> list[dict]:
         log.warning("%s: dropping an incomplete last line (interrupted write)", path)
         with path.open("r+b") as handle:
             handle.truncate(len(complete) + 1 if complete else 0)
-    lines = complete.decode("utf-8").splitlines() if complete else []
-    return [json.loads(line) for line in lines if line.strip()]
+    records = []
+    for number, line in enumerate(complete.split(b"\n") if complete else [], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}:{number}: corrupt record in a file this run wrote; delete {path.name} to redo its step, "
+                "or restore the line"
+            )
+        records.append(record)
+    return records
 
 
 def append_records(path: Path, records: Iterable[dict]) -> None:
@@ -70,18 +132,73 @@ def append_records(path: Path, records: Iterable[dict]) -> None:
         os.fsync(handle.fileno())
 
 
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[A-Za-z0-9_]+$")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` (file or directory)."""
+    """Yield a temporary path beside `path`; on success it replaces `path` (file or directory).
+
+    A file is replaced by one atomic rename. A folder is renamed aside first, so at every instant either the
+    old or the new folder is complete on disk: under `path`, or (killed between the two renames) under its
+    aside name, which `recover` renames back."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    restore_aside(path)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", suffix="", dir=path.parent)) / path.name
     try:
         yield temporary
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
+        if path.is_dir() and not path.is_symlink():
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, aside)  # aside is an empty folder: rename replaces it
+            os.replace(temporary, path)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
     finally:
         shutil.rmtree(temporary.parent, ignore_errors=True)
+
+
+def restore_aside(path: Path) -> None:
+    """If a kill left `path` missing while its old version waits under an aside name, put it back."""
+    if path.exists() or not path.parent.is_dir():
+        return
+    for aside in sorted(path.parent.glob(f".{glob_escape(path.name)}.old-*")):
+        match = _LEFTOVER.match(aside.name)
+        if match and match["name"] == path.name and match["kind"] == "old" and any(aside.iterdir()):
+            os.replace(aside, path)
+            log.warning("%s: restored the previous version (a write of it was interrupted)", path)
+            return
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def recover(root: Path) -> None:
+    """Undo what killed writes left under `root`: put aside folders back where their new version never
+    arrived, and delete temporary and aside leftovers, so no later reader sees them."""
+    if not root.is_dir():
+        return
+    for folder, subfolders, files in os.walk(root):
+        here = Path(folder)
+        for name in sorted(subfolders + files):
+            match = _LEFTOVER.match(name)
+            if match is None:
+                continue
+            leftover, target = here / name, here / match["name"]
+            if match["kind"] == "old" and not target.exists() and leftover.is_dir() and any(leftover.iterdir()):
+                os.replace(leftover, target)
+                log.warning("%s: restored the previous version (a write of it was interrupted)", target)
+            elif leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        subfolders[:] = [name for name in subfolders if (here / name).is_dir() and not _LEFTOVER.match(name)]
+
+
+def is_leftover(path: Path, root: Path) -> bool:
+    """Whether `path` lies inside the temporary or aside folder of a write (never a result to read)."""
+    return any(_LEFTOVER.match(part) for part in path.relative_to(root).parts)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -97,7 +214,7 @@ def upsert_rows(path: Path, rows: list[dict], key: list[str]) -> pd.DataFrame:
     """Add rows to a CSV table, replacing earlier rows with the same key (a re-run never duplicates)."""
     new = pd.DataFrame(rows)
     if path.exists():
-        old = pd.read_csv(path)
+        old = read_csv(path)
         old_keys = old[key].astype(str).agg("|".join, axis=1) if set(key) <= set(old.columns) else None
         if old_keys is not None:
             new_keys = set(new[key].astype(str).agg("|".join, axis=1))
@@ -107,6 +224,47 @@ def upsert_rows(path: Path, rows: list[dict], key: list[str]) -> pd.DataFrame:
     with atomic_path(path) as temporary:
         new.to_csv(temporary, index=False)
     return new
+
+
+def read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """A CSV table this project wrote; an unreadable one is an error naming the file."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: not a readable CSV table ({reason})") from None
+
+
+def fingerprint(items: Iterable) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(repr(item).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+DATA_FILE = "data_fingerprint.json"
+
+
+def check_data(run_dir: Path, name: str, questions: Iterable) -> None:
+    """Record a fingerprint of the questions a run uses under `name` (e.g. 'gsm test'); refuse, in one line,
+    to go on when the same run directory later sees different questions (its data file changed)."""
+    current = fingerprint((q.id, q.text, q.gold, sorted(q.meta.items())) for q in questions)
+    path = run_dir / DATA_FILE
+    saved = {}
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DataError(f"{path}: corrupt; delete it to record the data's fingerprint again") from None
+    if saved.get(name) == current:
+        return
+    if name in saved:
+        raise DataError(
+            f"{run_dir}: the {name} questions differ from those this run started with (the data changed); "
+            "restore the data or pick a new run.name"
+        )
+    write_text(path, json.dumps({**saved, name: current}, indent=1, sort_keys=True) + "\n")
 
 
 # Settings that may change between invocations on one run directory without changing any result.
@@ -148,11 +306,10 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
     """Save the resolved config; refuse to resume a run directory made with different settings."""
     from omegaconf import OmegaConf
 
-    from debate_ft.errors import ConfigError
-
+    recover(run_dir)
     saved_path = run_dir / "config.yaml"
     if saved_path.exists():
-        saved = _fingerprint(OmegaConf.to_container(OmegaConf.load(saved_path)))
+        saved = _fingerprint(load_saved_config(saved_path))
         current = _fingerprint(settings)
         changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
         if changed:
@@ -161,3 +318,17 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
                 "resume it with the same settings or pick a new run.name"
             )
     write_text(saved_path, OmegaConf.to_yaml(OmegaConf.create(settings)))
+
+
+def load_saved_config(path: Path) -> dict:
+    """A run's saved config.yaml as a plain dict, interpolations left unresolved (a run directory may come
+    from anyone: `${oc.env:...}` in it must never be expanded)."""
+    from omegaconf import OmegaConf
+
+    try:
+        tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as error:  # yaml and omegaconf raise many types for a damaged file
+        raise ConfigError(f"{path}: not a readable config ({type(error).__name__}); delete or repair it") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: not a readable config (expected a mapping)")
+    return tree

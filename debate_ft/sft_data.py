@@ -12,7 +12,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
-from debate_ft.runs import atomic_path, read_records, write_records, write_text
+from debate_ft.runs import atomic_path, read_json, read_records, write_records, write_text
 from debate_ft.tasks import Task
 
 SHARED = "shared"
@@ -67,5 +67,5 @@ def load_sets(folder: Path) -> tuple[dict[str, list[dict]], list[dict]] | None:
     examples without relabelling or regenerating."""
     if not (folder / "sizes.json").exists():
         return None
-    summary = json.loads((folder / "sizes.json").read_text())
+    summary = read_json(folder / "sizes.json")
     return {name: read_records(folder / f"{name}.jsonl") for name in summary["adapters"]}, summary["agents"]

@@ -7,7 +7,6 @@ directory, and is dropped again, so serving adapters and the base weights are ne
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -16,8 +15,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from debate_ft.config import TrainConfig
-from debate_ft.errors import ConfigError, ModelError
+from debate_ft.config import TrainConfig, report_targets
+from debate_ft.errors import ModelError
 from debate_ft.models import HostedModel, with_system
 
 log = logging.getLogger(__name__)
@@ -36,18 +35,6 @@ def lora_config(config: TrainConfig):
         target_modules="all-linear" if list(targets) == ["all-linear"] else list(targets),
         task_type="CAUSAL_LM",
     )
-
-
-def report_targets(report_to: str) -> list[str]:
-    """Trainer loggers for train.report_to, checked up front so a missing package fails before training."""
-    if report_to == "none":
-        return []
-    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
-    if module is None:
-        raise ConfigError(f"train.report_to must be none, tensorboard, wandb or mlflow (got {report_to!r})")
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"train.report_to={report_to} needs the {module} package: pip install {module}")
-    return [report_to]
 
 
 def tokenize_conversation(tokenizer, messages: Sequence[dict]) -> dict:

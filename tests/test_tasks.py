@@ -81,10 +81,8 @@ def test_math_gold_is_the_last_brace_matched_box(tmp_path):
 
 def test_math_without_box_is_an_error(tmp_path):
     write_jsonl(tmp_path / "test.jsonl", [{"problem": "p", "solution": "no box"}] * 10)
-    with pytest.raises(DataError, match="no `answer` field"):
-        task("math", path=str(tmp_path), train_size=10, test_size=10).load("train") + task(
-            "math", path=str(tmp_path), train_size=10, test_size=10
-        ).load("test")
+    with pytest.raises(DataError, match="no `answer` field"):  # the ten equal rows all hash to the test split
+        task("math", path=str(tmp_path), train_size=10, test_size=10).load("test")
 
 
 def test_mmlu_reads_subject_csvs(tmp_path):

@@ -21,6 +21,7 @@ from debate_ft.backends.hf import HFBackend
 from debate_ft.config import FlowConfig, TrainConfig
 from debate_ft.flow.graph import user
 from debate_ft.flow.rollouts import Pair
+from debate_ft.runs import read_json
 from debate_ft.train import lora_config
 
 
@@ -76,7 +77,7 @@ class Learner:
             self.soft_update(1.0)  # references start as exact copies of the fresh adapters
         else:
             self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-            state = json.loads((checkpoint / "learner.json").read_text())
+            state = read_json(checkpoint / "learner.json")
             self.best_f1, self.steps, self.ref_updates = state["best_f1"], state["steps"], state["ref_updates"]
 
     def _tensors(self, name: str) -> dict[str, torch.nn.Parameter]:

@@ -26,7 +26,16 @@ from debate_ft.evaluate import METRICS_FILE
 from debate_ft.flow.graph import Episode, Flow, active_nodes
 from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
 from debate_ft.report import FLOW_COLUMNS, console, print_table
-from debate_ft.runs import append_records, atomic_path, read_records, upsert_rows, write_records
+from debate_ft.runs import (
+    append_records,
+    atomic_path,
+    check_data,
+    read_json,
+    read_records,
+    recover,
+    upsert_rows,
+    write_records,
+)
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 
@@ -49,6 +58,7 @@ class Progress:
 
 def flow(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset, flow=True)
+    recover(run_dir)  # a checkpoint whose save was killed between its two renames is put back
     backend = make_backend(config.backend, config.model)
     if config.flow.train:
         rows = train(config, task, backend, run_dir)
@@ -71,7 +81,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     nodes = active_nodes(settings, task.full)
     torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
     learner = Learner(backend, nodes, settings, config.train, checkpoint if resume else None)
-    progress = Progress(**json.loads((checkpoint / "state.json").read_text())) if resume else Progress()
+    progress = Progress(**read_json(checkpoint / "state.json")) if resume else Progress()
     if resume:
         log.info("resuming %s at training episode %d", run_dir, progress.episode)
     for name in ("train_trace.jsonl", "pairs.jsonl"):  # drop what episodes after the checkpoint wrote
@@ -81,6 +91,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     if settings.eval_before and not resume:
         rows.append(evaluate(config, task, runner, run_dir, episodes=0))
     questions = task.load("train")
+    check_data(run_dir, "musique train", questions)
     with tqdm(total=len(questions), initial=progress.episode, desc="flow train", unit="episode") as bar:
         for index in range(progress.episode, len(questions)):
             train_episode(config, runner, learner, progress, questions, index, folder)
@@ -168,7 +179,7 @@ def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Pat
         return evaluate(config, task, Flow(backend, task, config.flow, dict.fromkeys(nodes)), run_dir, episodes=0)
     for node in nodes:
         backend.load_adapter(node, checkpoint / node)
-    episodes = json.loads((checkpoint / "state.json").read_text())["episode"]
+    episodes = read_json(checkpoint / "state.json")["episode"]
     runner = Flow(backend, task, config.flow, {node: node for node in nodes})
     return evaluate(config, task, runner, run_dir, episodes=episodes)
 
@@ -176,6 +187,7 @@ def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Pat
 def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episodes: int) -> dict:
     """Greedy episodes on the test split, all in lockstep; metrics keyed by training episodes so far."""
     questions = task.load("test")
+    check_data(run_dir, "musique test", questions)
     start = time.perf_counter()
     done = runner.run([Episode(q) for q in questions], derive_seed(config.seed, "test"), desc="flow test")
     seconds = time.perf_counter() - start

@@ -42,6 +42,8 @@ class Arithmetic(Task):
     def load_split(self, split: str) -> list[Question]:
         size = self.config.train_size if split == "train" else self.config.test_size
         questions = []
+        if size <= 0:
+            return questions
         for numbers in self._candidates():
             text = expression(numbers)
             if in_test_partition(text) == (split == "test"):
@@ -61,7 +63,7 @@ class Arithmetic(Task):
             yield from space
             return
         seen = set()
-        while True:
+        while len(seen) < (top + 1) ** k:  # ends even when more questions are asked for than exist
             numbers = tuple(rng.randint(0, top) for _ in range(k))
             if numbers not in seen:
                 seen.add(numbers)

@@ -43,12 +43,17 @@ class Task:
             raise DataError(f"unknown split {split!r}: choose train or test")
         size = self.config.train_size if split == "train" else self.config.test_size
         questions = sorted(self.load_split(split), key=lambda question: stable_hash(question.id))
+        if not questions:
+            raise DataError(f"{self.name}: the {split} split has no questions ({self.source_description()})")
         if len(questions) < size:
             log.warning("%s %s: asked for %d questions, %d exist", self.name, split, size, len(questions))
         return questions[:size]
 
     def load_split(self, split: str) -> list[Question]:
         raise NotImplementedError
+
+    def source_description(self) -> str:
+        return f"dataset.path={self.config.path}" if self.config.path else f"${DATA_ROOT_ENV} or the hub"
 
     def question_prompt(self, question: Question) -> str:
         return f"Can you solve the following math problem? {question.text} Explain your reasoning. {self.answer_format}"

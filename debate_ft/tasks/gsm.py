@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from debate_ft.answers import extract_number, normalize_number, numbers_equal
 from debate_ft.errors import DataError
-from debate_ft.runs import require
+from debate_ft.runs import require, text_field
 from debate_ft.tasks.base import Question, Task, from_hub, jsonl_rows, local_source, row_id
 
 
@@ -33,7 +33,8 @@ class GSM(Task):
         for where, row in rows:
             require(row, ("question", "answer"), where)
             gold = gold_from_solution(str(row["answer"]), where)
-            questions.append(Question(id=f"gsm:{row_id(where)}", text=row["question"].strip(), gold=gold))
+            text = text_field(row, "question", where).strip()
+            questions.append(Question(id=f"gsm:{row_id(where)}", text=text, gold=gold))
         return questions
 
     def extract_answer(self, response: str) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from debate_ft.answers import extract_math, last_boxed
 from debate_ft.errors import DataError
 from debate_ft.math_equivalence import matches_gold, math_equal
-from debate_ft.runs import require
+from debate_ft.runs import require, text_field
 from debate_ft.tasks.base import Question, Task, from_hub, jsonl_rows, local_source, row_id
 
 
@@ -36,7 +36,10 @@ class MATH(Task):
             meta = {k: row[k] for k in ("level", "type", "subject") if k in row}
             questions.append(
                 Question(
-                    id=f"math:{row_id(where)}", text=row["problem"].strip(), gold=gold_answer(row, where), meta=meta
+                    id=f"math:{row_id(where)}",
+                    text=text_field(row, "problem", where).strip(),
+                    gold=gold_answer(row, where),
+                    meta=meta,
                 )
             )
         return questions

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from debate_ft.answers import choices_equal, extract_choice
 from debate_ft.errors import DataError
-from debate_ft.runs import require
+from debate_ft.runs import require, text_lines
 from debate_ft.tasks.base import Question, Task, from_hub, local_source, partition
 
 LETTERS = "ABCD"
@@ -17,18 +17,29 @@ COLUMNS = ("question", "choice0", "choice1", "choice2", "choice3", "answer")
 
 
 def read_subject(path: Path) -> list[tuple[str, dict]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    lines = [text + "\n" for _, text in text_lines(path)]  # names the line of any byte that is not UTF-8
+    try:
+        reader = csv.DictReader(lines)
+        rows = list(reader)
+    except csv.Error as error:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
     pairs = [(f"{path}:{number}", row) for number, row in enumerate(rows, start=2)]  # line 1 is the header
     for where, row in pairs:
         require(row, COLUMNS, where)
+        if None in row:
+            raise DataError(f"{where}: more columns than the header's {len(reader.fieldnames or [])}")
+        short = [name for name in COLUMNS if row[name] is None]
+        if short:
+            raise DataError(f"{where}: too few columns (no {', '.join(short)}); expected {', '.join(COLUMNS)}")
     return pairs
 
 
 def as_question(where: str, subject: str, question: str, choices: list[str], answer) -> Question:
     try:
+        if not 0 <= int(answer) < len(LETTERS):
+            raise IndexError
         letter = LETTERS[int(answer)]
-    except (ValueError, IndexError):
+    except (TypeError, ValueError, IndexError):
         raise DataError(f"{where}: answer must be an integer 0-3 (got {answer!r})") from None
     options = ", ".join(f"{LETTERS[i]}) {choice}" for i, choice in enumerate(choices))
     row_key = where.rsplit("/", 1)[-1]

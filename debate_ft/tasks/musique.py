@@ -18,7 +18,7 @@ from pathlib import Path
 
 from debate_ft.errors import DataError
 from debate_ft.metrics import mean_stderr
-from debate_ft.runs import read_jsonl, require
+from debate_ft.runs import read_jsonl, require, text_field
 from debate_ft.tasks.base import DATA_ROOT_ENV, Question, Task, jsonl_rows, local_source
 
 HUB_REPO = "voidful/MuSiQue"  # a hub mirror of the official release files (ans + full; train, dev, test)
@@ -133,24 +133,33 @@ class MuSiQue(Task):
 
     def _question(self, where: str, row: dict) -> Question:
         require(row, ("id", "question", "answer", "paragraphs"), where)
+        if not isinstance(row["paragraphs"], list) or not row["paragraphs"]:
+            raise DataError(f"{where}: `paragraphs` must be a non-empty list (got {str(row['paragraphs'])[:40]})")
+        if not isinstance(row["answer"], (str, int, float)):
+            raise DataError(f"{where}: `answer` must be a string (got {type(row['answer']).__name__})")
+        aliases = row.get("answer_aliases") or []
+        if not isinstance(aliases, list):
+            raise DataError(f"{where}: `answer_aliases` must be a list (got {type(aliases).__name__})")
         paragraphs = []
         for number, paragraph in enumerate(row["paragraphs"]):
-            require(paragraph, ("idx", "title", "paragraph_text", "is_supporting"), f"{where} paragraph {number}")
-            paragraphs.append(
-                Paragraph(
-                    int(paragraph["idx"]),
-                    paragraph["title"],
-                    paragraph["paragraph_text"],
-                    bool(paragraph["is_supporting"]),
-                )
-            )
+            at = f"{where} paragraph {number}"
+            if not isinstance(paragraph, dict):
+                raise DataError(f"{at}: expected an object with idx, title, paragraph_text, is_supporting")
+            require(paragraph, ("idx", "title", "paragraph_text", "is_supporting"), at)
+            try:
+                idx = int(paragraph["idx"])
+            except (TypeError, ValueError):
+                raise DataError(f"{at}: `idx` must be an integer (got {paragraph['idx']!r})") from None
+            text = text_field(paragraph, "paragraph_text", at)
+            paragraphs.append(Paragraph(idx, str(paragraph["title"]), text, bool(paragraph["is_supporting"])))
         meta = {
-            "aliases": list(row.get("answer_aliases") or []),
+            "aliases": [str(alias) for alias in aliases],
             "answerable": bool(row.get("answerable", True)),
             "paragraphs": tuple(paragraphs),
             "decomposition": row.get("question_decomposition", []),
         }
-        return Question(id=str(row["id"]), text=row["question"].strip(), gold=row["answer"], meta=meta)
+        text = text_field(row, "question", where).strip()
+        return Question(id=str(row["id"]), text=text, gold=str(row["answer"]), meta=meta)
 
     def extract_answer(self, response: str) -> str | None:
         return short_answer(response) or None
