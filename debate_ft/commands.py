@@ -50,7 +50,7 @@ def evaluate(config: Config, run_dir: Path) -> None:
     with ledger.stage(0, "debate", "test"):
         records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, "test", method)
     seconds = ledger.seconds(0, "debate", "test")
-    rows = record_scores(config, task, records, run_dir, 0, method, debate_seconds=seconds)
+    rows = record_scores(config, task, records, run_dir, 0, method, seconds_debate=seconds)
     print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
 
 

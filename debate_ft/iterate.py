@@ -87,7 +87,7 @@ class Iterations:
             records = run_debate(self.config, task, self.backend, self.society(), self.run_dir, k, "test", "all")
         seconds = self.ledger.seconds(k, "debate", "test")
         rows = record_scores(
-            self.config, task, records, self.run_dir, k, "all", ft_method=self.method, debate_seconds=seconds, **extra
+            self.config, task, records, self.run_dir, k, "all", ft_method=self.method, seconds_debate=seconds, **extra
         )
         if self.config.diversity.enabled:
             with self.ledger.stage(k, "diversity", "test"):

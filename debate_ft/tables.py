@@ -59,10 +59,10 @@ def results(metrics: pd.DataFrame) -> pd.DataFrame:
     frame = labelled(metrics).drop_duplicates(["row", "column"])
     frame = frame.assign(
         tokens_per_question=frame["gen_tokens"] / frame["n"] if "gen_tokens" in frame else pd.NA,
-        debate_seconds=_present(frame, "debate_seconds"),
+        seconds_debate=_present(frame, "seconds_debate"),
     )
     columns = ["row", "column", "dataset", "iteration", "n", "accuracy", "stderr", "tokens_per_question"]
-    return frame[[*columns, "debate_seconds", "run"]]
+    return frame[[*columns, "seconds_debate", "run"]]
 
 
 def wide(long: pd.DataFrame) -> pd.DataFrame:

@@ -43,7 +43,7 @@ def test_self_consistency_votes_over_as_many_samples_as_the_debate_makes(tmp_pat
     assert (sc["method"], sc["agents"], sc["rounds"]) == ("self_consistency", 6, 1)
     assert (tmp_path / "sc" / "iter0" / "test_6x1.jsonl").exists()
     assert sc["gen_tokens"] > 0 and debate["gen_tokens"] > 0  # the cost each method paid, for the table
-    assert sc["debate_seconds"] > 0 and debate["debate_seconds"] > 0
+    assert sc["seconds_debate"] > 0 and debate["seconds_debate"] > 0
     outcomes = pd.read_csv(tmp_path / "sc" / "outcomes.csv")
     assert len(outcomes) == 6 and outcomes["correct"].mean() == pytest.approx(sc["accuracy"])
 

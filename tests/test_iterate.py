@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from snapshots import snapshot
 
 from debate_ft.cli import CONF_DIR
 from debate_ft.config import load
@@ -92,16 +93,6 @@ def cli(args, **kwargs):
         text=True,
         **kwargs,
     )
-
-
-def snapshot(run_dir):
-    """Everything a run produced that must not depend on being interrupted (compute.csv holds timings)."""
-    files = {}
-    for path in sorted(run_dir.rglob("*")):
-        volatile = path.suffix == ".log" or path.name in ("config.yaml", "compute.csv")
-        if path.is_file() and ".hydra" not in path.parts and not volatile:
-            files[str(path.relative_to(run_dir))] = path.read_bytes()
-    return files
 
 
 def test_killed_run_resumes_to_the_same_outputs(tiny_model_dir, tmp_path):

@@ -10,8 +10,6 @@ appears. tests/kill_points.py plants each signal at its exact point.
 
 from __future__ import annotations
 
-import io
-import json
 import multiprocessing
 import os
 import signal
@@ -24,6 +22,7 @@ import kill_points
 import pandas as pd
 import pytest
 from musique_rows import row, write
+from snapshots import snapshot
 
 LAUNCHER = Path(__file__).with_name("kill_points.py")
 
@@ -58,28 +57,6 @@ def finish(argv: list[str], log: Path) -> None:
 def killed_at(argv: list[str], point: str, log: Path) -> None:
     code, output = outcome(launch(argv, point, log), log)
     assert code == -signal.SIGKILL, f"{point} never fired (exit {code}): {output[-2000:]}"
-
-
-def normalised(path: Path) -> bytes:
-    """A file's bytes, with the timing fields (seconds_* columns, state.json's seconds) taken out."""
-    data = path.read_bytes()
-    if path.suffix == ".csv":
-        frame = pd.read_csv(io.BytesIO(data))
-        return frame.drop(columns=[c for c in frame.columns if c.startswith("seconds")]).to_csv(index=False).encode()
-    if path.name == "state.json":
-        state = json.loads(data)
-        state.pop("seconds", None)
-        return json.dumps(state, sort_keys=True).encode()
-    return data
-
-
-def snapshot(run_dir: Path) -> dict[str, bytes]:
-    """Every output a run leaves (its config.yaml names its own folder, and logs differ by nature)."""
-    return {
-        str(path.relative_to(run_dir)): normalised(path)
-        for path in sorted(run_dir.rglob("*"))
-        if path.is_file() and ".hydra" not in path.parts and path.suffix != ".log" and path.name != "config.yaml"
-    }
 
 
 def leftovers(run_dir: Path) -> list[str]:
