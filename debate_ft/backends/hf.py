@@ -9,6 +9,7 @@ scoring packs rows sorted by length into batches within a logits memory budget.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.models import HostedModel, host, set_threads, with_system
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
+GQA_SWITCH = "TRANSFORMERS_SDPA_FORCE_GQA"
 
 
 class HFBackend:
@@ -86,6 +88,12 @@ class HFBackend:
     def _serving(self, requests: Sequence[Request]) -> Iterator:
         """A function `call(rows, **inputs)` that runs the model on a batch of `requests[rows]`, each row under
         its own adapter."""
+        with _grouped_query_attention(self.hosted.device):
+            with self._adapters(requests) as call:
+                yield call
+
+    @contextmanager
+    def _adapters(self, requests: Sequence[Request]) -> Iterator:
         peft = self.hosted.peft
         if peft is None:
             yield lambda rows, **inputs: self.hosted.module(**inputs)
@@ -194,3 +202,23 @@ class HFBackend:
             logps = torch.log_softmax(logits[offset, start - 1 - first : end - 1 - first].float(), dim=-1)
             scored.append(logps.gather(-1, targets[:, None])[:, 0])
         return scored
+
+
+@contextmanager
+def _grouped_query_attention(device: torch.device) -> Iterator[None]:
+    """On CPU, let torch's attention read the shared key/value heads in place (`enable_gqa`). transformers
+    otherwise copies them once per query head in every prefill layer (repeat_kv), or packs the query heads in
+    decoding; measured on a decode step of 64 rows, 200 columns: 1.7x faster than packing, equal output.
+    transformers reads this switch at every call; it is not used on GPUs, where its kernels refuse masks."""
+    if device.type != "cpu":
+        yield
+        return
+    before = os.environ.get(GQA_SWITCH)
+    os.environ[GQA_SWITCH] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[GQA_SWITCH]
+        else:
+            os.environ[GQA_SWITCH] = before
