@@ -30,7 +30,7 @@ test-slow: install
 	$(BIN)/python -m pytest -m slow
 
 bench: install
-	$(BIN)/python benchmarks/debate_throughput.py
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV)
