@@ -35,7 +35,7 @@ test-browser: install
 	$(BIN)/python -m pytest -m browser
 
 bench: install
-	$(BIN)/python benchmarks/debate_throughput.py
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,5 +1,5 @@
-"""The sampling loop: nucleus sampling keeps transformers' top-p set; finished rows leave the batch without
-changing what the others generate."""
+"""The sampling loop: nucleus sampling keeps transformers' top-p set; finished rows make room for waiting
+ones without changing what the others generate."""
 
 from types import SimpleNamespace
 
@@ -34,49 +34,32 @@ def test_greedy_and_seeded_sampling():
     assert draws[0] == draws[1]
 
 
-class CountingModel:
-    """Row r emits 10+r, 11+r, ... and then EOS after `lengths[r]` tokens. Rows are told apart by their first
-    prompt token at prefill and tracked as rows leave; records each call's batch size and adapter names."""
+class CountingForward:
+    """Request r emits 10+r, 11+r, ... and then EOS after `lengths[r]` tokens, counting its own tokens (so the
+    output depends on nothing but the request); records each call's batch rows."""
 
     def __init__(self, lengths):
-        self.lengths, self.batch_sizes, self.adapters = lengths, [], []
+        self.lengths, self.batches, self.emitted = lengths, [], {}
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask,
-        position_ids,
-        past_key_values,
-        use_cache,
-        logits_to_keep=None,
-        adapter_names=None,
-    ):
-        self.batch_sizes.append(input_ids.shape[0])
-        self.adapters.append(adapter_names)
-        if input_ids.shape[1] > 1:  # prefill
-            self.live = input_ids[:, 0].tolist()
-        else:
-            self.live = [row for row, token in zip(self.live, self.last) if token != EOS]
-        logits = torch.full((input_ids.shape[0], 1, VOCAB), -10.0)
-        self.last = []
-        for i, row in enumerate(self.live):
-            index = int(position_ids[i, -1]) - 2  # prompts are 3 tokens: the first new token comes from position 2
-            token = EOS if index >= self.lengths[row] else 10 + row + index
-            logits[i, 0, token] = 10.0
-            self.last.append(token)
-        return SimpleNamespace(logits=logits)
+    def __call__(self, input_ids, attention_mask, position_ids, cache, rows):
+        self.batches.append(rows.tolist())
+        logits = torch.full((len(rows), VOCAB), -10.0)
+        for i, row in enumerate(rows.tolist()):
+            index = self.emitted.get(row, 0)
+            self.emitted[row] = index + 1
+            logits[i, EOS if index >= self.lengths[row] else 10 + row + index] = 10.0
+        return logits
 
 
-def test_finished_rows_leave_the_batch_and_others_continue():
-    model = CountingModel(lengths=[1, 4, 2])
-    input_ids = torch.tensor([[0, 5, 6], [1, 5, 6], [2, 5, 6]])
-    out = sample(model, input_ids, torch.ones_like(input_ids), 10, 0, 1.0, EOS, seed=0, adapter_names=["a", "b", "c"])
-    assert out == [[10, EOS], [11, 12, 13, 14, EOS], [12, 13, EOS]]
-    assert model.batch_sizes == [3, 3, 2, 1, 1]  # prefill, then rows drop out as they finish
-    assert model.adapters[-1] == ["b"] and model.adapters[2] == ["b", "c"]
+def test_finished_rows_make_room_for_waiting_ones_and_others_continue():
+    forward = CountingForward(lengths=[1, 4, 2, 0, 3])
+    prompts = [[5, 6, 7], [5, 6], [5], [5, 6, 7, 8], [5, 6, 7, 8, 9]]
+    out = sample(forward, prompts, 2, 10, 0, 1.0, EOS, pad_token_id=0, seed=0)
+    assert out == [[10, EOS], [11, 12, 13, 14, EOS], [12, 13, EOS], [EOS], [14, 15, 16, EOS]]
+    # shortest prompts first; a finished row's slot is refilled at once; the batch shrinks only when none waits
+    assert forward.batches == [[2, 1], [2, 1], [2, 1], [0], [0, 1], [3], [4], [4, 1], [4], [4]]
 
 
 def test_max_new_tokens_stops_unfinished_rows():
-    model = CountingModel(lengths=[5])
-    out = sample(model, torch.tensor([[0, 5, 6]]), torch.ones(1, 3, dtype=torch.long), 3, 0, 1.0, EOS, seed=0)
-    assert out == [[10, 11, 12]]
+    forward = CountingForward(lengths=[5])
+    assert sample(forward, [[5, 6, 7]], 4, 3, 0, 1.0, EOS, pad_token_id=0, seed=0) == [[10, 11, 12]]

@@ -1,14 +1,17 @@
 """Hugging Face transformers backend: one base model, many LoRA adapters, mixed in one batch.
 
-Rows are sorted by prompt length and cut into batches of `backend.batch_size`; every row names its own adapter
-(peft's `adapter_names`), so all agents of a debate round share each forward pass; finished rows leave their
-batch (decoding.py).
+Every row names its own adapter. Without gradients, a mixed batch runs each LoRA layer as two batched matmuls
+over all its adapters' stacked weights (gathered.py); with gradients (the flow's DPO learner) it goes through
+peft's `adapter_names`. Generation keeps its batch full, admitting waiting prompts as rows finish (decoding.py);
+scoring packs rows sorted by length into batches within a logits memory budget.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -16,17 +19,26 @@ from tqdm.auto import tqdm
 
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.decoding import sample
+from debate_ft.backends.gathered import GatheredLoRA
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.models import HostedModel, host, set_threads, with_system
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
+GQA_SWITCH = "TRANSFORMERS_SDPA_FORCE_GQA"
 
 
 class HFBackend:
     def __init__(
-        self, hosted: HostedModel, batch_size: int = 64, system_prompt: str | None = None, score_memory_mib: int = 128
+        self,
+        hosted: HostedModel,
+        batch_size: int = 64,
+        system_prompt: str | None = None,
+        score_memory_mib: int = 128,
+        gathered_lora: bool = True,
     ):
         self.hosted = hosted
+        self.gathered_lora = gathered_lora  # False: peft's per-adapter loop (the reference path, for tests)
+        self._gathered: GatheredLoRA | None = None
         self.tokenizer = hosted.tokenizer
         self.batch_size = batch_size
         self.score_memory_mib = score_memory_mib
@@ -72,10 +84,38 @@ class HFBackend:
         padded = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
         return {key: value.to(self.hosted.device) for key, value in padded.items()}
 
-    def _adapter_kwargs(self, requests: Sequence[Request]) -> dict:
-        if self.hosted.peft is None:
-            return {}
-        return {"adapter_names": [self.hosted.internal_name(r.adapter) if r.adapter else BASE for r in requests]}
+    @contextmanager
+    def _serving(self, requests: Sequence[Request]) -> Iterator:
+        """A function `call(rows, **inputs)` that runs the model on a batch of `requests[rows]`, each row under
+        its own adapter."""
+        with _grouped_query_attention(self.hosted.device):
+            with self._adapters(requests) as call:
+                yield call
+
+    @contextmanager
+    def _adapters(self, requests: Sequence[Request]) -> Iterator:
+        peft = self.hosted.peft
+        if peft is None:
+            yield lambda rows, **inputs: self.hosted.module(**inputs)
+            return
+        names = [self.hosted.internal_name(r.adapter) if r.adapter else None for r in requests]
+        used = sorted({n for n in names if n is not None})
+        if self._gathered is None or self._gathered.peft is not peft:
+            self._gathered = GatheredLoRA(peft)
+        gathered = self._gathered
+        if self.gathered_lora and gathered.supported(used):
+            gathered.prepare(used)
+            mask = gathered.row_mask(names).to(self.hosted.device)
+
+            def call(rows, **inputs):
+                gathered.mask = mask[rows]
+                return peft(**inputs)
+
+            with gathered.active():
+                yield call
+            return
+        peft_names = [n or BASE for n in names]
+        yield lambda rows, **inputs: peft(**inputs, adapter_names=[peft_names[i] for i in rows.tolist()])
 
     def _first_kept(self, prompts: list[list[int]], batch: list[int]) -> int:
         """The first position whose logits a scoring pass keeps: the first that predicts a completion token (the
@@ -92,22 +132,30 @@ class HFBackend:
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
         prompts = [self.prompt_ids(r.messages) for r in requests]
-        results: list[Completion | None] = [None] * len(requests)
-        for number, batch in enumerate(self._batches(prompts, desc)):
-            inputs = self._pad([prompts[i] for i in batch])
+        with (
+            self._serving(requests) as call,
+            tqdm(total=len(prompts), desc=desc, unit="row", leave=False, disable=not prompts) as bar,
+        ):
+
+            def forward(input_ids, attention_mask, position_ids, cache, rows):
+                inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+                out = call(rows, **inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                return out.logits[:, -1]
+
             rows = sample(
-                self.hosted.module,
-                inputs["input_ids"],
-                inputs["attention_mask"],
+                forward,
+                prompts,
+                batch_size=self.batch_size,
                 max_new_tokens=sampling.max_new_tokens,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 eos_token_id=self.tokenizer.eos_token_id,
-                seed=seed + number,
-                **self._adapter_kwargs([requests[i] for i in batch]),
+                pad_token_id=self.tokenizer.pad_token_id,
+                seed=seed,
+                device=self.hosted.device,
+                progress=bar.update,
             )
-            for tokens, index in zip(rows, batch):
-                results[index] = self._completion(tokens)
+        results = [self._completion(tokens) for tokens in rows]
         self.generated_tokens += sum(c.tokens for c in results)
         return results
 
@@ -132,18 +180,45 @@ class HFBackend:
         order = sorted(range(len(rows)), key=lambda i: (len(prompts[i]), len(rows[i])))
         self.tokenizer.padding_side = "right"  # completions then sit at known offsets
         try:
-            for batch in self._batches(rows, "score", order, lambda batch: self._logits_fit(prompts, rows, batch)):
-                inputs = self._pad([rows[i] for i in batch])
-                first = self._first_kept(prompts, batch)
-                length = inputs["input_ids"].shape[1]
-                keep = {"logits_to_keep": torch.arange(first, length, device=self.hosted.device)} if first else {}
-                adapters = self._adapter_kwargs([requests[i] for i in batch])
-                logits = self.hosted.module(**inputs, **adapters, **keep).logits
-                for offset, index in enumerate(batch):
-                    start, end = len(prompts[index]), len(rows[index])
-                    targets = inputs["input_ids"][offset, start:end]
-                    logps = torch.log_softmax(logits[offset, start - 1 - first : end - 1 - first].float(), dim=-1)
-                    results[index] = logps.gather(-1, targets[:, None])[:, 0]
+            with self._serving(requests) as call:
+                for batch in self._batches(rows, "score", order, lambda b: self._logits_fit(prompts, rows, b)):
+                    results_for = self._score_batch(call, prompts, rows, batch)
+                    for index, logps in zip(batch, results_for):
+                        results[index] = logps
         finally:
             self.tokenizer.padding_side = "left"
         return results
+
+    def _score_batch(self, call, prompts, rows, batch: list[int]) -> list[torch.Tensor]:
+        inputs = self._pad([rows[i] for i in batch])
+        first = self._first_kept(prompts, batch)
+        length = inputs["input_ids"].shape[1]
+        keep = {"logits_to_keep": torch.arange(first, length, device=self.hosted.device)} if first else {}
+        logits = call(torch.tensor(batch), **inputs, **keep).logits
+        scored = []
+        for offset, index in enumerate(batch):
+            start, end = len(prompts[index]), len(rows[index])
+            targets = inputs["input_ids"][offset, start:end]
+            logps = torch.log_softmax(logits[offset, start - 1 - first : end - 1 - first].float(), dim=-1)
+            scored.append(logps.gather(-1, targets[:, None])[:, 0])
+        return scored
+
+
+@contextmanager
+def _grouped_query_attention(device: torch.device) -> Iterator[None]:
+    """On CPU, let torch's attention read the shared key/value heads in place (`enable_gqa`). transformers
+    otherwise copies them once per query head in every prefill layer (repeat_kv), or packs the query heads in
+    decoding; measured on a decode step of 64 rows, 200 columns: 1.7x faster than packing, equal output.
+    transformers reads this switch at every call; it is not used on GPUs, where its kernels refuse masks."""
+    if device.type != "cpu":
+        yield
+        return
+    before = os.environ.get(GQA_SWITCH)
+    os.environ[GQA_SWITCH] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[GQA_SWITCH]
+        else:
+            os.environ[GQA_SWITCH] = before

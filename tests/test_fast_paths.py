@@ -1,0 +1,139 @@
+"""The fast paths change nothing but speed, on a tiny random Llama with several different random adapters:
+the gathered multi-LoRA forward equals peft's `adapter_names` loop, and continuous batching over the slot cache
+equals transformers' own batch-1 greedy `generate`, token for token."""
+
+import pytest
+import torch
+from peft import LoraConfig
+
+from debate_ft.backends import Request, decoding
+from debate_ft.backends.hf import BASE, HFBackend
+from debate_ft.config import GenerationConfig
+from debate_ft.models import host
+
+ADAPTERS = ("a", "b", "c", "d")
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_config, tmp_path_factory):
+    """A backend serving four LoRA adapters with random, different A and B (r=4 and r=8 mixed)."""
+    hosted = host(tiny_model_config, device="cpu")
+    folder = tmp_path_factory.mktemp("fast-adapters")
+    for index, name in enumerate(ADAPTERS):
+        torch.manual_seed(100 + index)
+        config = LoraConfig(r=4 + 4 * (index % 2), lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+        hosted.add_adapter(f"tmp{name}", config)
+        hosted.save_adapter(f"tmp{name}", folder / name)
+        hosted.delete_adapter(f"tmp{name}")
+    served = HFBackend(hosted, batch_size=3)
+    for name in ADAPTERS:
+        served.load_adapter(name, folder / name)
+    return served
+
+
+def requests() -> list[Request]:
+    questions = [
+        "Hi",
+        "What is 2+3?",
+        "A much longer question about the weather in spring time, and what to wear on a walk in the hills?",
+        "Name a colour.",
+        "Explain, in a few careful steps, why the sum of two odd numbers is always an even number.",
+        "Why? " + "Please answer with care, and think about every word of this long question. " * 6,
+    ]
+    adapters = [*ADAPTERS, None]
+    return [Request([{"role": "user", "content": q}], adapters[i % len(adapters)]) for i, q in enumerate(questions)]
+
+
+def test_gathered_lora_logits_equal_peft_adapter_names(backend):
+    reqs = requests()
+    rows = [backend.prompt_ids(r.messages) for r in reqs]
+    inputs = backend._pad(rows)
+    names = [backend.hosted.internal_name(r.adapter) if r.adapter else BASE for r in reqs]
+    with torch.inference_mode():
+        reference = backend.hosted.peft(**inputs, adapter_names=names).logits
+        with backend._serving(reqs) as call:
+            fast = call(torch.arange(len(reqs)), **inputs).logits
+        with backend.hosted.peft.disable_adapter():
+            plain = backend.hosted.peft(**inputs).logits
+    assert backend._gathered._stacks  # the gathered path ran, not peft's fallback
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+    base_rows = [i for i, r in enumerate(reqs) if r.adapter is None]
+    torch.testing.assert_close(fast[base_rows], plain[base_rows], atol=1e-5, rtol=1e-5)
+    assert (fast[0] - plain[0]).abs().max() > 1e-2  # the adapters really change the logits
+    # peft's own layers are back on afterwards, and training still sees its trainable flags untouched
+    assert not any(m._disable_adapters for m in backend.hosted.peft.modules() if hasattr(m, "_disable_adapters"))
+
+
+def test_gathered_scoring_equals_peft_scoring(backend):
+    reqs = requests()
+    completions = ["Five.", "Red", "Sunny and mild, mostly.", "Hello there", "Because odd plus odd is even.", "No"]
+    fast = backend.logprobs(reqs, completions)
+    backend.gathered_lora = False
+    try:
+        reference = backend.logprobs(reqs, completions)
+    finally:
+        backend.gathered_lora = True
+    for a, b in zip(fast, reference):
+        assert a == pytest.approx(b, abs=1e-4)
+
+
+def reference_greedy(backend, prompt: list[int], adapter: str | None, max_new_tokens: int) -> list[int]:
+    """transformers' own greedy generate, batch 1, under peft's adapter_names (no early stop)."""
+    ids = torch.tensor([prompt])
+    out = backend.hosted.peft.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        adapter_names=[backend.hosted.internal_name(adapter) if adapter else BASE],
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=max_new_tokens,
+        pad_token_id=backend.tokenizer.pad_token_id,
+    )
+    return out[0, ids.shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("slack", [1, 32])
+def test_continuous_batching_greedy_equals_generate_token_for_token(backend, monkeypatch, slack):
+    """Rows end at different steps (a common token plays end-of-sequence), so waiting prompts, longer and
+    shorter than the running ones, join a batch of 2 slots mid-run; with slack 1 the clock reaches the end of
+    the cache and its columns are shifted left too."""
+    monkeypatch.setattr(decoding, "SLACK", slack)
+    shifts = []
+    shift = decoding.Slots._shift
+    monkeypatch.setattr(decoding.Slots, "_shift", lambda self, offset: shifts.append(offset) or shift(self, offset))
+    generator = torch.Generator().manual_seed(0)
+    lengths = [3, 50, 52, 55, 58, 60, 8, 12]
+    prompts = [torch.randint(100, 5000, (n,), generator=generator).tolist() for n in lengths]
+    adapters = [[*ADAPTERS, None][i % 5] for i in range(len(prompts))]
+    steps = 14
+    full = [reference_greedy(backend, p, a, steps) for p, a in zip(prompts, adapters)]
+    counts: dict[int, int] = {}
+    for tokens in full:
+        for token in set(tokens[1:]):
+            counts[token] = counts.get(token, 0) + 1
+    stop = max(counts, key=counts.get)  # a token several rows produce, at different steps
+    expected = [t[: t.index(stop) + 1] if stop in t else t for t in full]
+    assert len({len(t) for t in expected}) > 1
+    reqs = [Request([], a) for a in adapters]
+    with backend._serving(reqs) as call:
+
+        def forward(input_ids, attention_mask, position_ids, cache, rows):
+            inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+            return call(rows, **inputs, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+
+        got = decoding.sample(forward, prompts, 2, steps, 0, 1.0, stop, backend.tokenizer.pad_token_id, seed=0)
+    assert got == expected
+    assert sum(s > 0 for s in shifts) > 1  # newcomers longer than the clock
+    if slack == 1:
+        assert any(s < 0 for s in shifts)
+
+
+def test_backend_generate_greedy_equals_generate(backend):
+    greedy = GenerationConfig(max_new_tokens=10, temperature=0)
+    reqs = requests()
+    completions = backend.generate(reqs, greedy, seed=0)
+    eos = backend.tokenizer.eos_token_id
+    for request, completion in zip(reqs, completions):
+        tokens = reference_greedy(backend, backend.prompt_ids(request.messages), request.adapter, 10)
+        tokens = tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+        assert completion.text == backend.tokenizer.decode(tokens, skip_special_tokens=True).strip()
