@@ -1,8 +1,6 @@
 """The sampling loop: nucleus sampling keeps transformers' top-p set; finished rows make room for waiting
 ones without changing what the others generate."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
