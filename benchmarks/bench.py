@@ -34,7 +34,7 @@ import torch
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import DatasetConfig, FlowConfig, GenerationConfig, ModelConfig, TrainConfig
-from debate_ft.models import host, set_threads
+from debate_ft.models import host, save_tiny_model, set_threads
 from debate_ft.tasks import get_task
 
 SIX = 6  # adapters mixed in the (b), (d) and (g) rows: 2N for N = 3 agents
@@ -74,31 +74,6 @@ def median_run(function, repeats: int) -> tuple[float, float]:
     return sorted(runs, key=lambda run: run[0] / run[1])[(len(runs) - 1) // 2]
 
 
-def tiny_model(folder: Path) -> str:
-    """A 3M-parameter random Llama with the embedded model's tokenizer (the tests' model)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from debate_ft.models import load_tokenizer
-
-    tokenizer = load_tokenizer(ModelConfig())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 def save_adapters(hosted, folder: Path, count: int, rank: int) -> list[Path]:
     """`count` LoRA adapters with small random B (so they differ), saved as PEFT folders."""
     from peft import LoraConfig
@@ -125,7 +100,7 @@ import json, resource, sys
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import GenerationConfig, ModelConfig
-from debate_ft.models import host, set_threads
+from debate_ft.models import host, save_tiny_model, set_threads
 model, paths, threads = json.loads(sys.argv[1])
 set_threads(threads)
 backend = HFBackend(host(ModelConfig(**model), device="cpu"), batch_size=16)
@@ -318,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     set_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        path = tiny_model(folder / "tiny") if args.quick else args.model_path
+        path = str(save_tiny_model(folder / "tiny")) if args.quick else args.model_path
         model = ModelConfig(name="bench", path=path, gguf_package=None, gguf_file=None) if path else ModelConfig()
         if args.quick:
             model = ModelConfig(name="tiny", path=path, gguf_package=None, gguf_file=None, system_prompt=None)

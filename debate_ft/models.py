@@ -249,3 +249,27 @@ def _sort_target_modules(path: Path) -> None:
 def host(config: ModelConfig, device: str = "auto", dtype: str = "auto") -> HostedModel:
     torch_device = pick_device(device)
     return HostedModel(load_tokenizer(config), load_model(config, torch_device, pick_dtype(dtype, torch_device)))
+
+
+def save_tiny_model(folder: Path) -> Path:
+    """A 3M-parameter random Llama with the embedded model's tokenizer and chat template, saved as a model
+    directory: what the tests and `bench --quick` run on, offline, in about a second."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = load_tokenizer(ModelConfig())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

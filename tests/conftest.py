@@ -11,7 +11,7 @@ import torch
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import ModelConfig
-from debate_ft.models import host, load_tokenizer
+from debate_ft.models import host, save_tiny_model
 
 torch.set_num_threads(2)
 
@@ -19,27 +19,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 3M-parameter random Llama saved as a normal model directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = load_tokenizer(ModelConfig())  # the embedded model's tokenizer (converted once, cached)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")
