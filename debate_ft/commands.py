@@ -11,7 +11,8 @@ from debate_ft.compute import Ledger, Metered
 from debate_ft.config import EVAL_METHODS, Config, require_method
 from debate_ft.debate import Society
 from debate_ft.errors import ConfigError
-from debate_ft.evaluate import print_rows, record_scores, run_debate
+from debate_ft.evaluate import evaluate as evaluate_test
+from debate_ft.evaluate import print_rows, run_debate
 from debate_ft.metrics import score
 from debate_ft.tasks import get_task
 
@@ -47,10 +48,7 @@ def evaluate(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
     backend = Metered(make_backend(config.backend, config.model), ledger)
-    with ledger.stage(0, "debate", "test"):
-        records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, "test", method)
-    seconds = ledger.seconds(0, "debate", "test")
-    rows = record_scores(config, task, records, run_dir, 0, method, seconds_debate=seconds)
+    _, rows = evaluate_test(config, task, backend, Society.base(config.agents.n), run_dir, 0, method, ledger)
     print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from debate_ft.backends import Backend
+from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import Debate, Society, derive_seed
 from debate_ft.metrics import OUTCOMES_FILE, outcomes, summarize
@@ -52,6 +53,24 @@ def run_debate(
     questions = task.load(split)
     check_data(run_dir, f"{task.name} {split}", questions)
     return debate.run(questions, path, derive_seed(config.seed, split), config.debate.chunk_size)
+
+
+def evaluate(
+    config: Config,
+    task: Task,
+    backend: Backend,
+    society: Society,
+    run_dir: Path,
+    iteration: int,
+    method: str,
+    ledger: Ledger,
+    **extra,
+) -> tuple[list[dict], list[dict]]:
+    """Debate the test split (timed in compute.csv) and score it: (records, metrics rows)."""
+    with ledger.stage(iteration, "debate", "test"):
+        records = run_debate(config, task, backend, society, run_dir, iteration, "test", method)
+    seconds = ledger.seconds(iteration, "debate", "test")
+    return records, record_scores(config, task, records, run_dir, iteration, method, seconds_debate=seconds, **extra)
 
 
 def record_scores(

@@ -30,7 +30,7 @@ from debate_ft.compute import Ledger, Metered, unwrap
 from debate_ft.config import FT_METHODS, Config, require_method
 from debate_ft.debate import Society, derive_seed
 from debate_ft.diversity import Diversity
-from debate_ft.evaluate import print_rows, record_scores, run_debate
+from debate_ft.evaluate import evaluate, print_rows, run_debate
 from debate_ft.models import HostedModel, host
 from debate_ft.sft_data import SHARED, SINGLE_ADAPTER_METHODS, critic, generator, label_debates, load_sets, save_sets
 from debate_ft.star import star_examples
@@ -82,13 +82,10 @@ class Iterations:
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
-        task = self.test_task
-        with self.ledger.stage(k, "debate", "test"):
-            records = run_debate(self.config, task, self.backend, self.society(), self.run_dir, k, "test", "all")
-        seconds = self.ledger.seconds(k, "debate", "test")
-        rows = record_scores(
-            self.config, task, records, self.run_dir, k, "all", ft_method=self.method, seconds_debate=seconds, **extra
-        )
+        records, rows = evaluate(
+            self.config, self.test_task, self.backend, self.society(), self.run_dir, k, "all", self.ledger,
+            ft_method=self.method, **extra,
+        )  # fmt: skip
         if self.config.diversity.enabled:
             with self.ledger.stage(k, "diversity", "test"):
                 self.diversity.run(k, records)
