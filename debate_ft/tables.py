@@ -31,6 +31,10 @@ OURS = FINE_TUNED["multiagent_ft"]
 REFERENCES = (BASELINES["debate"], BASELINES["majority"])  # every row is compared with these, and with ours
 
 
+def column(dataset: str, iteration: int) -> str:
+    return f"{dataset} it{iteration}"
+
+
 def _present(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[column] if column in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="object")
 
@@ -49,7 +53,7 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     trained_on = _present(frame, "trained_on")
     names = names.where(trained_on.isna(), names + " [trained on " + trained_on.astype(str) + "]")
     frame["row"] = names
-    frame["column"] = frame["dataset"].astype(str) + " it" + frame["iteration"].astype(str)
+    frame["column"] = [column(d, k) for d, k in zip(frame["dataset"], frame["iteration"])]
     frame = frame[frame["row"].notna()]
     return frame.sort_values(["order", "row", "iteration"], kind="stable")
 
@@ -75,7 +79,7 @@ def wide(long: pd.DataFrame) -> pd.DataFrame:
     )
     table = cells.pivot(index="row", columns="column", values="cell")
     rows = list(dict.fromkeys(long["row"]))
-    columns = sorted(table.columns, key=lambda c: (c.rsplit(" it", 1)[0], int(c.rsplit(" it", 1)[1])))
+    columns = list(dict.fromkeys(long.sort_values(["dataset", "iteration"])["column"]))
     return table.reindex(index=rows, columns=columns).fillna("").rename_axis(index="method", columns=None)
 
 
@@ -85,31 +89,35 @@ def comparisons(outcomes: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     frame = labelled(outcomes)
     first_run = frame.drop_duplicates(["row", "column"])[["row", "column", "run"]]
     frame = frame.merge(first_run, on=["row", "column", "run"])
-    vectors = {key: group.set_index("question_id")["correct"] for key, group in frame.groupby(["row", "column"])}
+    by_cell = frame.groupby(["row", "dataset", "iteration"])
+    vectors = {(row, d, int(k)): group.set_index("question_id")["correct"] for (row, d, k), group in by_cell}
     lines, seen = [], set()
-    for (row, column), a in vectors.items():
-        dataset = column.rsplit(" it", 1)[0]
-        rivals = {(ref, f"{dataset} it0") for ref in REFERENCES}
+    for cell, a in vectors.items():
+        row, dataset, _ = cell
+        rivals = {(ref, dataset, 0) for ref in REFERENCES}
         if row.startswith(OURS):
-            rivals |= {key for key in vectors if key[0] != row and key[1].rsplit(" it", 1)[0] == dataset}
-        for rival in sorted(rivals - {(row, column)}):
-            pair = frozenset({(row, column), rival})
-            if (
-                rival in vectors
-                and pair not in seen
-                and (line := _compare(a, vectors[rival], seed, row, column, rival))
-            ):
+            rivals |= {key for key in vectors if key[0] != row and key[1] == dataset}
+        for rival in sorted(rivals - {cell}):
+            pair = frozenset({cell, rival})
+            if rival in vectors and pair not in seen and (line := _compare(a, vectors[rival], seed, cell, rival)):
                 seen.add(pair)
                 lines.append(line)
     return pd.DataFrame(lines)
 
 
-def _compare(a: pd.Series, b: pd.Series, seed: int, row: str, column: str, rival: tuple[str, str]) -> dict | None:
+def _compare(a: pd.Series, b: pd.Series, seed: int, cell: tuple, rival: tuple) -> dict | None:
+    """Cells are (row, dataset, iteration); the pair is compared on the questions both answered."""
     both = a.index.intersection(b.index)
     if both.empty:
         return None
-    result = compare(a[both].tolist(), b[both].tolist(), derive_seed(seed, row, column, *rival))
-    return {"a": f"{row} ({column})", "b": f"{rival[0]} ({rival[1]})", **vars(result)}
+    (row, where), (rival_row, rival_where) = _named(cell), _named(rival)
+    result = compare(a[both].tolist(), b[both].tolist(), derive_seed(seed, row, where, rival_row, rival_where))
+    return {"a": f"{row} ({where})", "b": f"{rival_row} ({rival_where})", **vars(result)}
+
+
+def _named(cell: tuple) -> tuple[str, str]:
+    row, dataset, iteration = cell
+    return row, column(dataset, iteration)
 
 
 def markdown(frame: pd.DataFrame, index: bool = True) -> str:
