@@ -129,8 +129,10 @@ class Debate:
                 else:
                     prompt = prompts.debate_prompt(question.text, self.task.answer_format, others[q][agent])
                 system = prompts.persona(role, agent, size) if self.society.agent_ids else None
-                turn = Turn(round=round_, agent=agent, role=role, adapter=self.society.adapter(role, agent),
-                            system=system, summary=summary, prompt=prompt)  # fmt: skip
+                adapter = self.society.adapter(role, agent)
+                turn = Turn(
+                    round=round_, agent=agent, role=role, adapter=adapter, system=system, summary=summary, prompt=prompt
+                )
                 pending.append((q, turn))
         return pending
 
