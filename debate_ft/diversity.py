@@ -4,7 +4,7 @@ All four come from one test-debate transcript (iter<k>/test_<N>x<M>.jsonl), with
   dissimilarity  mean over questions of the mean pairwise (1 - cos) between the agents' last-round responses
   KL from base   per agent, over its own turns y in context x: log p_agent(y|x) - log p_base(y|x)
   NLL matrix     M[i, j] = per-token NLL of agent j's turns under agent i, each turn in agent j's context
-  consensus      fraction of agents whose last-round answer equals the majority (metrics.score)
+  consensus      mean fraction of agents whose last-round answer is the vote (transcript.round_vote)
 Agent i is whoever spoke as agent i: its generator adapter in round 1 and its critic adapter later, as the
 transcript records them, so one-adapter methods (majority_ft, single_agent_ft, ...) are measured alike.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 
@@ -24,11 +24,11 @@ from rich.console import Console
 
 from debate_ft.backends import Backend, LogprobsUnsupported, Message, Request
 from debate_ft.config import DiversityConfig
-from debate_ft.debate import conversation, last_round
 from debate_ft.errors import ModelError
 from debate_ft.metrics import score
 from debate_ft.runs import upsert_rows, write_text
 from debate_ft.tasks import Task
+from debate_ft.transcript import Record, conversation, last_round
 
 DIVERSITY_FILE = "diversity.csv"  # one row per (iteration, ft_method, split) in the run directory
 DIVERSITY_KEY = ["iteration", "ft_method", "split"]
@@ -78,8 +78,8 @@ def dissimilarity(groups: Sequence[Sequence[str]], embed: Embed) -> float:
     return float(np.mean(means)) if means else math.nan
 
 
-def last_round_responses(records: Sequence[dict]) -> list[list[str]]:
-    return [[turn["response"] for turn in last_round(record["turns"])] for record in records]
+def last_round_responses(records: Sequence[Record]) -> list[list[str]]:
+    return [[turn.response for turn in last_round(record.turns)] for record in records]
 
 
 @dataclass(frozen=True)
@@ -93,18 +93,18 @@ class Scored:
     response: str
 
 
-def scored_turns(records: Sequence[dict]) -> Iterator[Scored]:
+def scored_turns(records: Sequence[Record]) -> Iterator[Scored]:
     """Every turn of every record, in the context its author saw when it was generated."""
     for record in records:
-        turns = record["turns"]
-        identity = {(t["round"], t["agent"]): (t["adapter"], t.get("system")) for t in turns}
-        agents = 1 + max(t["agent"] for t in turns)
+        turns = record.turns
+        identity = {(t.round, t.agent): (t.adapter, t.system) for t in turns}
+        agents = 1 + max(t.agent for t in turns)
         for turn in turns:
-            asked = {key: value for key, value in turn.items() if key != "response"}
-            earlier = [t for t in turns if t["round"] < turn["round"]]
-            messages = tuple(m for m in conversation([*earlier, asked], turn["agent"]) if m["role"] != "system")
-            scorers = tuple(identity[turn["round"], agent] for agent in range(agents))
-            yield Scored(turn["agent"], scorers, messages, turn.get("system"), turn["response"])
+            asked = replace(turn, response=None)
+            earlier = [t for t in turns if t.round < turn.round]
+            messages = tuple(m for m in conversation([*earlier, asked], turn.agent) if m["role"] != "system")
+            scorers = tuple(identity[turn.round, agent] for agent in range(agents))
+            yield Scored(turn.agent, scorers, messages, turn.system, turn.response)
 
 
 def _persona(messages: tuple[Message, ...], system: str | None) -> list[Message]:
@@ -169,7 +169,7 @@ class Scores:
         return matrix
 
 
-def score_society(backend: Backend, records: Sequence[dict]) -> Scores:
+def score_society(backend: Backend, records: Sequence[Record]) -> Scores:
     """One batched logprobs call: every turn under every agent of its round and under the base."""
     turns = list(scored_turns(records))
     agents = len(turns[0].scorers)
@@ -198,7 +198,7 @@ def likelihood_summary(matrix: np.ndarray) -> dict:
 
 
 def measure(
-    records: Sequence[dict], task: Task, backend: Backend, embed: Embed, questions: int | None = None
+    records: Sequence[Record], task: Task, backend: Backend, embed: Embed, questions: int | None = None
 ) -> tuple[dict, pd.DataFrame, np.ndarray]:
     """The summary row, per-agent KL table and NLL matrix of one transcript; KL and NLL use its first
     `questions` records (all when None), dissimilarity and consensus use all."""
@@ -208,7 +208,7 @@ def measure(
         scores = score_society(backend, scored)
         kl, matrix = scores.kl(), scores.nll()
     except LogprobsUnsupported as error:  # e.g. a hosted API: the embedding and vote metrics still apply
-        agents = len(last_round(records[0]["turns"]))
+        agents = len(last_round(records[0].turns))
         kl = pd.DataFrame({"agent": range(agents), "kl_token": math.nan, "kl_response": math.nan})
         matrix, skipped = np.full((agents, agents), math.nan), {"likelihood_skipped": str(error)}
         Console().print(f"diversity: skipped {', '.join(LIKELIHOOD_METRICS)}: {error}")
@@ -247,7 +247,7 @@ class Diversity:
         mine = (table["iteration"] == iteration) & (table["ft_method"] == self.ft_method)
         return bool((mine & (table["split"] == "test")).any())
 
-    def run(self, iteration: int, records: Sequence[dict]) -> None:
+    def run(self, iteration: int, records: Sequence[Record]) -> None:
         """Measure iteration `iteration`'s test transcript `records`, unless that is done already."""
         if not records or self.done(iteration):
             return

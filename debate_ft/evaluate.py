@@ -7,11 +7,13 @@ from pathlib import Path
 from debate_ft.backends import Backend
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
-from debate_ft.debate import Debate, Society, derive_seed
+from debate_ft.debate import Debate, Society
 from debate_ft.metrics import OUTCOMES_FILE, outcomes, summarize
 from debate_ft.report import print_table
 from debate_ft.runs import check_data, upsert_rows
+from debate_ft.seeds import derive_seed
 from debate_ft.tasks import Task
+from debate_ft.transcript import Record
 
 METRICS_FILE = "metrics.csv"
 METRIC_KEY = ["iteration", "split", "method"]
@@ -45,7 +47,7 @@ def run_debate(
     iteration: int,
     split: str,
     method: str,
-) -> list[dict]:
+) -> list[Record]:
     agents, rounds = shape(method, config)
     society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
     path = transcript_path(run_dir, iteration, split, agents, rounds, config.debate.summarize)
@@ -65,7 +67,7 @@ def evaluate(
     method: str,
     ledger: Ledger,
     **extra,
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[Record], list[dict]]:
     """Debate the test split (timed in compute.csv) and score it: (records, metrics rows)."""
     with ledger.stage(iteration, "debate", "test"):
         records = run_debate(config, task, backend, society, run_dir, iteration, "test", method)
@@ -74,7 +76,7 @@ def evaluate(
 
 
 def record_scores(
-    config: Config, task: Task, records: list[dict], run_dir: Path, iteration: int, method: str, **extra
+    config: Config, task: Task, records: list[Record], run_dir: Path, iteration: int, method: str, **extra
 ) -> list[dict]:
     """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`), and its
     per-question outcomes in outcomes.csv."""

@@ -28,10 +28,11 @@ from debate_ft.backends import make_backend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.compute import Ledger, Metered, unwrap
 from debate_ft.config import FT_METHODS, Config, require_method
-from debate_ft.debate import Society, derive_seed
+from debate_ft.debate import Society
 from debate_ft.diversity import Diversity
 from debate_ft.evaluate import evaluate, print_rows, run_debate
 from debate_ft.models import HostedModel, host
+from debate_ft.seeds import derive_seed
 from debate_ft.sft_data import SHARED, SINGLE_ADAPTER_METHODS, critic, generator, label_debates, load_sets, save_sets
 from debate_ft.star import star_examples
 from debate_ft.tasks import get_task

@@ -15,8 +15,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from debate_ft.debate import conversation
 from debate_ft.tasks import Task
+from debate_ft.transcript import Record, conversation, final_round
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +32,27 @@ def _agrees(task: Task, answer: str | None, label: str | None) -> bool:
     return answer is not None and label is not None and task.equivalent(answer, label)
 
 
-def example(record: dict, agent: int, upto_round: int, kind: str) -> dict:
-    turns = [t for t in record["turns"] if t["round"] <= upto_round]
-    return {"messages": conversation(turns, agent), "question_id": record["id"], "agent": agent, "kind": kind}
+def example(record: Record, agent: int, upto_round: int, kind: str) -> dict:
+    turns = [t for t in record.turns if t.round <= upto_round]
+    return {"messages": conversation(turns, agent), "question_id": record.id, "agent": agent, "kind": kind}
 
 
-def split_by_agent(records: Sequence[dict], task: Task, agents: int) -> list[AgentExamples]:
+def split_by_agent(records: Sequence[Record], task: Task, agents: int) -> list[AgentExamples]:
     """Every agent's D_G, D_C- and D_C+ from debate transcripts, labelled by each record's final vote."""
     data = [AgentExamples() for _ in range(agents)]
     for record in records:
-        label = record["answer"]  # the majority of the last round: no ground truth is used
-        last = max(t["round"] for t in record["turns"])
-        for turn in record["turns"]:
-            if turn["round"] != 1:
+        label = record.answer  # the majority of the last round: no ground truth is used
+        last = final_round(record.turns)
+        for turn in record.turns:
+            if turn.round != 1:
                 continue
-            agent, first_right = turn["agent"], _agrees(task, turn["answer"], label)
+            agent, first_right = turn.agent, _agrees(task, turn.answer, label)
             if first_right:
                 data[agent].generator.append(example(record, agent, 1, "generator"))
             if last == 1:
                 continue  # no critic rounds, no critic data
-            final = next(t for t in record["turns"] if t["round"] == last and t["agent"] == agent)
-            if _agrees(task, final["answer"], label):
+            final = next(t for t in record.turns if t.round == last and t.agent == agent)
+            if _agrees(task, final.answer, label):
                 side = data[agent].kept if first_right else data[agent].corrected
                 side.append(example(record, agent, last, "kept" if first_right else "corrected"))
     return data

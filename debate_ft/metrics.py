@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from debate_ft.tasks import Task
-from debate_ft.vote import majority
+from debate_ft.transcript import Record, final_round, round_vote
 
 OUTCOMES_FILE = "outcomes.csv"  # one row per (iteration, split, method, question): what paired statistics need
 
@@ -23,32 +23,26 @@ def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance / n)
 
 
-def answers_at(record: dict, round_: int, agents: int | None = None) -> list[str | None]:
-    turns = sorted((t for t in record["turns"] if t["round"] == round_), key=lambda t: t["agent"])
-    return [t["answer"] for t in turns][:agents]
-
-
 # (round, agents) each method votes over; None: the last round / every agent. self_consistency is a one-round
 # debate of N x M independent agents, so its vote is the majority of round 1.
 VOTED = {"base": (1, 1), "majority": (1, None), "self_consistency": (1, None), "debate": (None, None)}
 
 
-def outcomes(records: Sequence[dict], task: Task, method: str) -> list[dict]:
+def outcomes(records: Sequence[Record], task: Task, method: str) -> list[dict]:
     """Per question: its vote under `method`, whether that is correct, and the tokens the method generated."""
     rows = []
     for record in records:
-        last = max(t["round"] for t in record["turns"])
         round_, agents = VOTED[method]
-        round_ = round_ or last
-        vote = majority(answers_at(record, round_, agents), task.equivalent)
-        used = [t for t in record["turns"] if t["round"] <= round_ and (agents is None or t["agent"] < agents)]
+        round_ = round_ or final_round(record.turns)
+        vote = round_vote(record.turns, task.equivalent, round_, agents)
+        used = [t for t in record.turns if t.round <= round_ and (agents is None or t.agent < agents)]
         rows.append(
             {
-                "question_id": record["id"],
-                "correct": int(task.is_correct(vote.answer, record["gold"])),
+                "question_id": record.id,
+                "correct": int(task.is_correct(vote.answer, record.gold)),
                 "answered": vote.answer is not None,
                 "consensus": vote.consensus,
-                "gen_tokens": sum(t.get("tokens", 0) for t in used),
+                "gen_tokens": sum(t.tokens for t in used),
             }
         )
     return rows
@@ -67,7 +61,7 @@ def summarize(rows: Sequence[dict]) -> dict:
     }
 
 
-def score(records: Sequence[dict], task: Task, method: str) -> dict:
+def score(records: Sequence[Record], task: Task, method: str) -> dict:
     """base: agent 1's round-1 answer; majority: vote of all round-1 answers; debate: vote of the last round;
     self_consistency: vote of one round of independent samples.
 

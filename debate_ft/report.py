@@ -4,7 +4,7 @@ the diversity of each iteration's society beside its debate accuracy, and PNG pl
 Sweeps (`-m`) put each run in a sub-folder; the report finds them all and adds each run's settings (agents,
 rounds, model, fine-tuning method) as columns, so agent counts or methods line up side by side. The plots
 (accuracy.png, diversity.png, kl_per_agent.png, nll_heatmap.png) go to --out, by default the first RUN_DIR. Each
-run also gets transcripts.html, a static page to read its debates in a browser (transcripts.py), and the report
+run also gets transcripts.html, a static page to read its debates in a browser (browser.py), and the report
 shows what each stage cost (compute.csv).
 """
 
@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from debate_ft import plots, tables
+from debate_ft.browser import write_browser
 from debate_ft.compute import COMPUTE_FILE
 from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
 from debate_ft.errors import DataError
 from debate_ft.metrics import OUTCOMES_FILE
 from debate_ft.runs import is_leftover, load_saved_config, read_csv
-from debate_ft.transcripts import write_browser
 
 SOCIETY_COLUMNS = [
     "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",

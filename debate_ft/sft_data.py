@@ -14,6 +14,7 @@ from datasets import Dataset
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
 from debate_ft.runs import atomic_path, read_json, read_records, write_records, write_text
 from debate_ft.tasks import Task
+from debate_ft.transcript import Record
 
 SHARED = "shared"
 SINGLE_ADAPTER_METHODS = ("majority_ft", "single_agent_ft", "agent_id", "star")
@@ -42,7 +43,7 @@ def adapter_sets(method: str, sets: Sequence[AgentSets]) -> dict[str, list[dict]
 
 
 def label_debates(
-    method: str, records: Sequence[dict], task: Task, agents: int, w: float, critic_size: int | None, seed: int
+    method: str, records: Sequence[Record], task: Task, agents: int, w: float, critic_size: int | None, seed: int
 ) -> tuple[dict[str, list[dict]], list[dict]]:
     """Per-adapter example sets and per-agent size rows from train-split debate transcripts."""
     sets = agent_sets(split_by_agent(records, task, agents), w, critic_size, seed)

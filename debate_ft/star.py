@@ -10,6 +10,7 @@ from debate_ft.backends import Backend, Request
 from debate_ft.config import GenerationConfig
 from debate_ft.label import example
 from debate_ft.tasks import Question, Task
+from debate_ft.transcript import Record
 
 
 def hint_prompt(task: Task, question: Question) -> str:
@@ -19,16 +20,16 @@ def hint_prompt(task: Task, question: Question) -> str:
 def star_examples(
     task: Task,
     backend: Backend,
-    records: Sequence[dict],
+    records: Sequence[Record],
     questions: Sequence[Question],
     adapter: str | None,
     sampling: GenerationConfig,
     seed: int,
 ) -> list[dict]:
     """Examples from a single agent's round-1 transcript (`records`), plus rationalized misses."""
-    examples = [example(record, 0, 1, "rationale") for record in records if record["correct"]]
+    examples = [example(record, 0, 1, "rationale") for record in records if record.correct]
     by_id = {question.id: question for question in questions}
-    misses = [by_id[record["id"]] for record in records if not record["correct"]]
+    misses = [by_id[record.id] for record in records if not record.correct]
     requests = [Request([{"role": "user", "content": hint_prompt(task, q)}], adapter) for q in misses]
     for question, completion in zip(misses, backend.generate(requests, sampling, seed, desc="rationalize")):
         if task.is_correct(task.extract_answer(completion.text), question.gold):

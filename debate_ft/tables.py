@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debate_ft.debate import derive_seed
+from debate_ft.seeds import derive_seed
 from debate_ft.stats import compare
 
 BASELINES = {"base": "Base", "majority": "Majority", "self_consistency": "Self-consistency", "debate": "Debate"}

@@ -4,9 +4,10 @@ import pytest
 
 from debate_ft.backends import Completion
 from debate_ft.config import DatasetConfig, GenerationConfig
-from debate_ft.debate import Debate, Society, conversation
+from debate_ft.debate import Debate, Society
 from debate_ft.runs import read_records
 from debate_ft.tasks import get_task
+from debate_ft.transcript import conversation
 
 SAMPLING = GenerationConfig(max_new_tokens=8)
 
@@ -45,14 +46,14 @@ def test_round_prompts_see_only_the_previous_round(task):
     backend = RecordingBackend()
     records = debate(task, backend).chunk(task.load("test")[:2], seed=0)
     for record in records:
-        for turn in record["turns"]:
-            same = [t for t in record["turns"] if t["round"] == turn["round"]]
-            earlier = [t for t in record["turns"] if t["round"] == turn["round"] - 1 and t["agent"] != turn["agent"]]
-            older = [t for t in record["turns"] if t["round"] < turn["round"] - 1]
-            reply_ids = lambda turns: [t["response"].split()[0] for t in turns]  # noqa: E731
-            assert not any(r in turn["prompt"] for r in reply_ids(same))
-            assert all(r in turn["prompt"] for r in reply_ids(earlier))
-            assert not any(r in turn["prompt"] for r in reply_ids(older))
+        for turn in record.turns:
+            same = [t for t in record.turns if t.round == turn.round]
+            earlier = [t for t in record.turns if t.round == turn.round - 1 and t.agent != turn.agent]
+            older = [t for t in record.turns if t.round < turn.round - 1]
+            reply_ids = lambda turns: [t.response.split()[0] for t in turns]  # noqa: E731
+            assert not any(r in turn.prompt for r in reply_ids(same))
+            assert all(r in turn.prompt for r in reply_ids(earlier))
+            assert not any(r in turn.prompt for r in reply_ids(older))
 
 
 def test_one_generate_call_per_round_covers_all_questions_and_agents(task):
@@ -67,9 +68,9 @@ def test_critics_continue_their_own_conversation(task):
     records = debate(task, backend, rounds=2, society=society).chunk(task.load("test")[:1], seed=0)
     round2 = backend.calls[1]
     assert [r.adapter for r in round2] == ["c0", "c1"] and [r.adapter for r in backend.calls[0]] == ["g0", "g1"]
-    own_first = records[0]["turns"][1]["response"]  # agent 1, round 1
+    own_first = records[0].turns[1].response  # agent 1, round 1
     assert round2[1].messages[1] == {"role": "assistant", "content": own_first}
-    assert len(conversation(records[0]["turns"], 1)) == 4
+    assert len(conversation(records[0].turns, 1)) == 4
 
 
 def test_summaries_come_from_the_base_model(task):
@@ -77,16 +78,16 @@ def test_summaries_come_from_the_base_model(task):
     records = debate(task, backend, agents=3, rounds=2, summarize=True).chunk(task.load("test")[:2], seed=0)
     summary_call = backend.calls[1]
     assert len(summary_call) == 6 and all(r.adapter is None for r in summary_call)
-    critic = records[0]["turns"][3]
-    assert critic["summary"] in critic["prompt"] and "One agent solution" not in critic["prompt"]
+    critic = records[0].turns[3]
+    assert critic.summary in critic.prompt and "One agent solution" not in critic.prompt
 
 
 def test_single_agent_reflects_and_single_round_is_majority(task):
     backend = RecordingBackend()
     records = debate(task, backend, agents=1, rounds=2).chunk(task.load("test")[:1], seed=0)
-    assert "double-check" in records[0]["turns"][1]["prompt"]
+    assert "double-check" in records[0].turns[1].prompt
     records = debate(task, RecordingBackend(), agents=3, rounds=1).chunk(task.load("test")[:1], seed=0)
-    assert {t["round"] for t in records[0]["turns"]} == {1}
+    assert {t.round for t in records[0].turns} == {1}
 
 
 def test_agent_ids_add_a_system_message(task):
@@ -117,6 +118,6 @@ def test_transcript_resumes_and_reproduces(task, fake_backend, tmp_path):
 
 def test_record_votes_on_the_last_round(task, fake_backend):
     record = debate(task, fake_backend).chunk(task.load("test")[:1], seed=3)[0]
-    last = [t["answer"] for t in record["turns"] if t["round"] == 3]
-    assert record["answer"] in last or (record["answer"] is None and not any(last))
-    assert record["correct"] == task.is_correct(record["answer"], record["gold"])
+    last = [t.answer for t in record.turns if t.round == 3]
+    assert record.answer in last or (record.answer is None and not any(last))
+    assert record.correct == task.is_correct(record.answer, record.gold)

@@ -2,13 +2,14 @@
 random Llama (an agent that is the base has KL exactly 0; a trained one has KL > 0)."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from hand_records import record, turn
 
 from debate_ft.config import DatasetConfig, DiversityConfig, TrainConfig
-from debate_ft.debate import conversation
 from debate_ft.diversity import (
     DIVERSITY_FILE,
     Diversity,
@@ -22,11 +23,12 @@ from debate_ft.diversity import (
 from debate_ft.errors import ConfigError, ModelError
 from debate_ft.tasks import get_task
 from debate_ft.train import lora_config, train_adapter
+from debate_ft.transcript import Record, conversation
 
 TASK = get_task(DatasetConfig(name="arithmetic"))
 
 
-def transcript(adapters, answers=None, questions=2, rounds=2, persona=False) -> list[dict]:
+def transcript(adapters, answers=None, questions=2, rounds=2, persona=False) -> list[Record]:
     """Records whose agent i speaks with adapters[i] in every round; answers[q][agent] in the last round."""
     records = []
     for q in range(questions):
@@ -34,19 +36,18 @@ def transcript(adapters, answers=None, questions=2, rounds=2, persona=False) -> 
         for round_ in range(1, rounds + 1):
             for agent, adapter in enumerate(adapters):
                 answer = answers[q][agent] if answers and round_ == rounds else str(q + agent)
-                turn = {
-                    "round": round_,
-                    "agent": agent,
-                    "role": "generator" if round_ == 1 else "critic",
-                    "adapter": adapter,
-                    "prompt": f"What is {q}+{agent}? (round {round_})",
-                    "response": f"Agent {agent} thinks {q}+{agent} = {answer}.",
-                    "answer": answer,
-                }
-                if persona:
-                    turn["system"] = f"You are agent {agent}."
-                turns.append(turn)
-        records.append({"id": q, "gold": str(q), "turns": turns})
+                turns.append(
+                    turn(
+                        round_,
+                        agent,
+                        answer,
+                        adapter=adapter,
+                        system=f"You are agent {agent}." if persona else None,
+                        prompt=f"What is {q}+{agent}? (round {round_})",
+                        response=f"Agent {agent} thinks {q}+{agent} = {answer}.",
+                    )
+                )
+        records.append(record(turns, id=str(q), gold=str(q)))
     return records
 
 
@@ -92,12 +93,13 @@ def test_consensus_and_row_on_hand_built_transcripts(fake_backend):
 
 
 def test_turns_are_scored_in_their_authors_context_by_each_agent_of_that_round():
-    records = transcript(["gen0", "gen1"], questions=1, persona=True)
-    records[0]["turns"][2]["adapter"] = "crit0"  # agent 0 criticises with its critic adapter in round 2
+    (original,) = transcript(["gen0", "gen1"], questions=1, persona=True)
+    critic_turn = replace(original.turns[2], adapter="crit0")  # agent 0 criticises with its critic adapter
+    records = [replace(original, turns=(*original.turns[:2], critic_turn, *original.turns[3:]))]
     turns = list(scored_turns(records))
     critic = turns[2]
     assert (critic.author, critic.scorers) == (0, (("crit0", "You are agent 0."), ("gen1", "You are agent 1.")))
-    own = conversation(records[0]["turns"][:1], 0)[1:]  # its round-1 question and answer, no system message
+    own = conversation(records[0].turns[:1], 0)[1:]  # its round-1 question and answer, no system message
     assert list(critic.messages[:2]) == own and critic.messages[-1]["content"].endswith("(round 2)")
     assert critic.system == "You are agent 0." and critic.response.startswith("Agent 0")
 
@@ -126,7 +128,7 @@ def test_agents_that_are_the_base_model_have_kl_exactly_zero(tiny_backend, tmp_p
 def trained(tiny_backend, tmp_path):
     """The tiny backend serving `a`, an adapter trained on agent 0's turns of `transcript`."""
     records = transcript(["a", None, None])
-    examples = [{"messages": conversation(r["turns"], 0)} for r in records]
+    examples = [{"messages": conversation(r.turns, 0)} for r in records]
     config = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, lora_r=4)
     train_adapter(tiny_backend.hosted, examples, tmp_path / "a", config, seed=0)
     tiny_backend.load_adapter("a", tmp_path / "a")

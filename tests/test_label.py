@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from hand_records import rounds
 
 from debate_ft.config import DatasetConfig
 from debate_ft.label import agent_sets, mix_critic, split_by_agent
@@ -13,12 +14,7 @@ TASK = get_task(DatasetConfig(name="arithmetic"))
 
 
 def record(answers_by_round, final, gold="0"):
-    turns = [
-        {"round": r, "agent": a, "prompt": f"p{r}{a}", "response": f"r{r}{a}", "answer": answer}
-        for r, answers in enumerate(answers_by_round, start=1)
-        for a, answer in enumerate(answers)
-    ]
-    return {"id": f"q{final}{answers_by_round}", "turns": turns, "answer": final, "gold": gold}
+    return rounds(answers_by_round, id=f"q{final}{answers_by_round}", answer=final, gold=gold)
 
 
 def test_corrected_kept_and_generator_sets():

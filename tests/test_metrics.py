@@ -1,6 +1,7 @@
 import math
 
 import pytest
+from hand_records import rounds
 
 from debate_ft.config import DatasetConfig
 from debate_ft.metrics import mean_stderr, outcomes, score
@@ -13,37 +14,11 @@ def test_mean_stderr_uses_sample_std():
     assert math.isnan(mean_stderr([1.0])[1]) and math.isnan(mean_stderr([])[0])
 
 
-def turn(round_, agent, answer, tokens=10):
-    return {"round": round_, "agent": agent, "answer": answer, "tokens": tokens}
-
-
 def test_score_keeps_unanswered_questions_in_the_denominator():
     task = get_task(DatasetConfig(name="arithmetic"))
-    records = [
-        {
-            "id": "q1",
-            "gold": "5",
-            "turns": [
-                turn(1, 0, "5"),
-                turn(1, 1, "4"),
-                turn(1, 2, "4"),
-                turn(2, 0, "5"),
-                turn(2, 1, "5"),
-                turn(2, 2, None),
-            ],
-        },
-        {
-            "id": "q2",
-            "gold": "7",
-            "turns": [
-                turn(1, 0, None),
-                turn(1, 1, None),
-                turn(1, 2, None),
-                turn(2, 0, None),
-                turn(2, 1, None),
-                turn(2, 2, None),
-            ],
-        },
+    records = [  # ten tokens a turn; metrics votes again, so the records' own votes are left unset
+        rounds([["5", "4", "4"], ["5", "5", None]], id="q1", gold="5"),
+        rounds([[None, None, None], [None, None, None]], id="q2", gold="7"),
     ]
     base, majority, debate = (score(records, task, m) for m in ("base", "majority", "debate"))
     assert base["accuracy"] == 0.5 and base["n"] == 2 and base["no_answer"] == 1

@@ -20,8 +20,8 @@ def test_two_question_debate_on_the_embedded_model(tmp_path):
     backend = make_backend(BackendConfig(threads=2), ModelConfig())
     debate = Debate(task, backend, Society.base(2), 2, False, GenerationConfig(max_new_tokens=48, temperature=0.7))
     records = debate.run(task.load("test"), tmp_path / "t.jsonl", seed=0, chunk_size=2)
-    assert len(records) == 2 and all(len(r["turns"]) == 4 for r in records)
-    assert all(t["response"] and t["tokens"] > 0 for r in records for t in r["turns"])
+    assert len(records) == 2 and all(len(r.turns) == 4 for r in records)
+    assert all(t.response and t.tokens > 0 for r in records for t in r.turns)
     result = score(records, task, "debate")
     assert result["n"] == 2 and 0 <= result["accuracy"] <= 1
 

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from debate_ft.backends import Backend, Request
 from debate_ft.config import FlowConfig, GenerationConfig
-from debate_ft.debate import derive_seed
 from debate_ft.flow import prompts
+from debate_ft.seeds import derive_seed
 from debate_ft.tasks import Question
 from debate_ft.tasks.musique import MuSiQue, Paragraph, golds, short_answer
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from debate_ft.backends import Request
-from debate_ft.debate import derive_seed
 from debate_ft.flow import prompts
 from debate_ft.flow.graph import Episode, Flow, active_nodes, user
+from debate_ft.seeds import derive_seed
 from debate_ft.tasks.musique import answer_f1, gold_support, golds
 
 MIN_WEIGHT = 1e-6  # pairs lighter than this carry no preference (float noise of equal rewards)

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from debate_ft.backends import Backend, make_backend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import Config
-from debate_ft.debate import derive_seed
 from debate_ft.errors import ConfigError
 from debate_ft.evaluate import METRICS_FILE
 from debate_ft.flow.graph import Episode, Flow, active_nodes
@@ -36,6 +35,7 @@ from debate_ft.runs import (
     upsert_rows,
     write_records,
 )
+from debate_ft.seeds import derive_seed
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 

@@ -20,6 +20,7 @@ from debate_ft.config import FT_METHODS, Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
 from debate_ft.iterate import society_for
 from debate_ft.tasks import Question, Task, get_task
+from debate_ft.transcript import Record
 
 BASE_MODEL = "base"
 SOCIETY_MODEL = "society"
@@ -98,13 +99,12 @@ class ServedSociety:
             completion = self.backend.generate([request], sampling, seed, desc="serve")[0]
         return completion, len(self.backend.prompt_ids(messages))
 
-    def debate(self, question: str, sampling: GenerationConfig, seed: int) -> dict:
-        """The society's debate on one question: the record a transcript line holds (no gold)."""
+    def debate(self, question: str, sampling: GenerationConfig, seed: int) -> Record:
+        """The society's debate on one question, as a transcript line holds it (its gold is empty)."""
         debate = Debate(self.task, self.backend, self.society, self.config.debate.rounds,
                         self.config.debate.summarize, sampling)  # fmt: skip
         with self.lock:
-            record = debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
-        return {key: value for key, value in record.items() if key not in ("gold", "correct", "id")}
+            return debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
 
     @torch.inference_mode()
     def score(self, model: str, ids: list[int]) -> list[float | None]:

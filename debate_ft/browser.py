@@ -17,9 +17,9 @@ import jinja2
 
 from debate_ft.config import saved_config
 from debate_ft.errors import DebateFTError
-from debate_ft.runs import read_records, write_text
+from debate_ft.runs import write_text
 from debate_ft.tasks import Task, get_task
-from debate_ft.vote import majority
+from debate_ft.transcript import Record, final_round, read, round_vote
 
 HTML_FILE = "transcripts.html"
 _TRANSCRIPT = re.compile(r"(train|test)_\d+x\d+(_summary)?\.jsonl")
@@ -31,27 +31,27 @@ def transcript_files(run_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: (int(p.parent.name[4:]), not p.name.startswith("test"), p.name))
 
 
-def question_view(task: Task, record: dict) -> dict:
+def question_view(task: Task, record: Record) -> dict:
     """One record as the page shows it: a rounds x agents grid of turns and the question's flags."""
-    turns = record["turns"]
-    rounds, agents = max(t["round"] for t in turns), 1 + max(t["agent"] for t in turns)
+    turns = record.turns
+    rounds, agents = final_round(turns), 1 + max(t.agent for t in turns)
     grid: list[list[dict | None]] = [[None] * agents for _ in range(rounds)]
     for turn in turns:
-        grid[turn["round"] - 1][turn["agent"]] = {**turn, "right": task.is_correct(turn["answer"], record["gold"])}
-    first = majority([t["answer"] if t else None for t in grid[0]], task.equivalent).answer
-    first_right = task.is_correct(first, record["gold"])
+        grid[turn.round - 1][turn.agent] = {**turn.to_dict(), "right": task.is_correct(turn.answer, record.gold)}
+    first = round_vote(turns, task.equivalent, round_=1).answer
+    first_right = task.is_correct(first, record.gold)
     return {
-        **record,
+        **record.to_dict(),
         "grid": grid,
         "first_vote": first,
-        "disagree": record["consensus"] < 1,
-        "corrected": rounds > 1 and not first_right and record["correct"],
-        "spoiled": rounds > 1 and first_right and not record["correct"],
+        "disagree": record.consensus < 1,
+        "corrected": rounds > 1 and not first_right and record.correct,
+        "spoiled": rounds > 1 and first_right and not record.correct,
     }
 
 
 def transcript_view(task: Task, run_dir: Path, path: Path) -> dict:
-    questions = [question_view(task, record) for record in read_records(path)]
+    questions = [question_view(task, record) for record in read(path)]
     return {
         "key": f"{path.parent.name}/{path.stem}",
         "label": f"iteration {path.parent.name[4:]}, {path.stem.replace('_', ' ')}",

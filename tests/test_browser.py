@@ -1,4 +1,4 @@
-"""transcripts.html: the report's static transcript browser, checked as HTML and in a real headless browser."""
+"""transcripts.html (browser.py): the report's static transcript browser, checked as HTML and in headless chromium."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hand_records import record, turn
 
 from debate_ft import report
+from debate_ft.browser import HTML_FILE, question_view, write_browser
 from debate_ft.config import DatasetConfig, saved_config
-from debate_ft.runs import read_records
 from debate_ft.tasks import get_task
-from debate_ft.transcripts import HTML_FILE, question_view, write_browser
+from debate_ft.transcript import read
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
 def expected_counts(run_dir: Path, key: str) -> dict[str, int]:
     task = get_task(saved_config(run_dir).dataset)
-    questions = [question_view(task, r) for r in read_records(run_dir / f"{key}.jsonl")]
+    questions = [question_view(task, r) for r in read(run_dir / f"{key}.jsonl")]
     return {
         "all": len(questions),
         "wrong": sum(not q["correct"] for q in questions),
@@ -41,23 +42,10 @@ def test_report_writes_one_self_contained_page_per_run(diversity_run, tmp_path):
     assert page.count('<td class="turn') == (4 + 4 + 8) * 2 * 2  # questions x rounds x agents
 
 
-def turn(round_: int, agent: int, answer: str) -> dict:
-    return {
-        "round": round_,
-        "agent": agent,
-        "role": "x",
-        "adapter": None,
-        "prompt": "",
-        "response": "",
-        "answer": answer,
-    }
-
-
 def test_a_question_is_corrected_when_round_one_voted_wrong_and_the_debate_right():
     task = get_task(DatasetConfig(name="arithmetic"))
-    record = {"id": "q", "question": "1+1", "gold": "2", "answer": "2", "consensus": 1.0, "correct": True,
-              "turns": [turn(1, 0, "3"), turn(1, 1, "3"), turn(2, 0, "2"), turn(2, 1, "2")]}  # fmt: skip
-    view = question_view(task, record)
+    turns = [turn(1, 0, "3"), turn(1, 1, "3"), turn(2, 0, "2"), turn(2, 1, "2")]
+    view = question_view(task, record(turns, question="1+1", gold="2", answer="2", consensus=1.0, correct=True))
     assert view["corrected"] and not view["spoiled"] and not view["disagree"] and view["first_vote"] == "3"
     assert [[t["right"] for t in row] for row in view["grid"]] == [[False, False], [True, True]]
 
