@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from debate_ft.methods import SCORINGS
 from debate_ft.tasks import Task
 from debate_ft.vote import majority
 
@@ -28,18 +29,11 @@ def answers_at(record: dict, round_: int, agents: int | None = None) -> list[str
     return [t["answer"] for t in turns][:agents]
 
 
-# (round, agents) each method votes over; None: the last round / every agent. self_consistency is a one-round
-# debate of N x M independent agents, so its vote is the majority of round 1.
-VOTED = {"base": (1, 1), "majority": (1, None), "self_consistency": (1, None), "debate": (None, None)}
-
-
 def outcomes(records: Sequence[dict], task: Task, method: str) -> list[dict]:
     """Per question: its vote under `method`, whether that is correct, and the tokens the method generated."""
     rows = []
     for record in records:
-        last = max(t["round"] for t in record["turns"])
-        round_, agents = VOTED[method]
-        round_ = round_ or last
+        agents, round_ = SCORINGS[method].voted(None, max(t["round"] for t in record["turns"]))
         vote = majority(answers_at(record, round_, agents), task.equivalent)
         used = [t for t in record["turns"] if t["round"] <= round_ and (agents is None or t["agent"] < agents)]
         rows.append(
