@@ -17,16 +17,18 @@ import traceback
 from pathlib import Path
 
 from debate_ft.errors import ConfigError, DebateFTError
+from debate_ft.methods import FINE_TUNINGS, SCORINGS
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DEBUG_ENV = "DEBATE_FT_DEBUG"
 ERROR_LOG = "error.log"
-USAGE = """usage: python -m debate_ft <command> [key=value ...] [--debug]
+USAGE = f"""usage: python -m debate_ft <command> [key=value ...] [--debug]
 
 commands (Hydra overrides follow, e.g. +dataset=gsm agents.n=3 debate.rounds=2):
   debate     debate one split (debate.split=test|train) and write its transcript
-  evaluate   debate the test split; score base, majority and debate (method=all|base|majority|debate)
+  evaluate   debate the test split; score base, majority and debate (method={"|".join(SCORINGS)})
   iterate    K iterations of debate -> labels -> per-agent LoRA fine-tuning -> evaluation
+             (ft_method={"|".join(FINE_TUNINGS)})
   flow       +dataset=musique: train the QA flow online (one-step deviations + weighted DPO), then
              evaluate it; flow.train=false evaluates the run's saved flow
   report     python -m debate_ft report RUN_DIR [RUN_DIR ...]: one table over runs

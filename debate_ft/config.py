@@ -13,19 +13,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from debate_ft.errors import ConfigError
+from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, FINE_TUNINGS, SCORINGS, split_legacy_method
 
 DATASETS = ("arithmetic", "gsm", "math", "mmlu", "musique")
 BACKENDS = ("hf", "vllm", "openai", "fake")
-EVAL_METHODS = ("all", "base", "majority", "debate", "self_consistency")
-FT_METHODS = (
-    "multiagent_ft",
-    "majority_ft",
-    "single_agent_ft",
-    "no_critic",
-    "no_summary",
-    "agent_id",
-    "star",
-)
 
 
 def _help(text: str, default=None, factory=None):
@@ -316,16 +307,24 @@ class Config:
     train: TrainConfig = _help("Per-agent LoRA fine-tuning (flow mode uses its LoRA settings).", factory=TrainConfig)
     flow: FlowConfig = _help("Flow mode (MuSiQue): nodes, deviations, online DPO.", factory=FlowConfig)
     diversity: DiversityConfig = _help("Diversity, KL and NLL of each iteration's society.", factory=DiversityConfig)
-    method: Optional[str] = _help(
-        "evaluate: all|base|majority|debate (default all); iterate: one of the fine-tuning methods "
-        "(default multiagent_ft)."
-    )
+    method: str = _help(f"evaluate: how the test split is scored, one of {', '.join(SCORINGS)}.", DEFAULT_SCORING)
+    ft_method: str = _help(f"iterate: the fine-tuning method, one of {', '.join(FINE_TUNINGS)}.", DEFAULT_FINE_TUNING)
     iterations: int = _help("Fine-tuning iterations K for `iterate`.", 2)
     seed: int = _help("Seed for data sampling, generation and training.", 0)
     run: RunConfig = _help("Where outputs go.", factory=RunConfig)
 
     def __post_init__(self):
         _check(self.iterations >= 0, f"iterations must be >= 0 (got {self.iterations})")
+        _check(
+            self.method not in FINE_TUNINGS,
+            f"method={self.method} is a fine-tuning method: write ft_method={self.method} "
+            f"(method= picks evaluate's scoring: {', '.join(SCORINGS)})",
+        )
+        _check(self.method in SCORINGS, f"method must be one of {', '.join(SCORINGS)} (got {self.method!r})")
+        _check(
+            self.ft_method in FINE_TUNINGS,
+            f"ft_method must be one of {', '.join(FINE_TUNINGS)} (got {self.ft_method!r})",
+        )
 
 
 ConfigStore.instance().store(name="debate_ft_schema", node=Config)
@@ -338,22 +337,18 @@ def load(cfg: DictConfig) -> Config:
     return OmegaConf.to_object(cfg)
 
 
-def require_method(config: Config, choices: tuple[str, ...], default: str) -> str:
-    method = config.method or default
-    _check(method in choices, f"method must be one of {', '.join(choices)} for this command (got {method!r})")
-    return method
-
-
 def to_dict(config) -> dict:
     """Plain nested dict of a config dataclass (for saving and fingerprinting)."""
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
 
 
 def saved_config(run_dir) -> Config:
-    """A run directory's config.yaml as typed dataclasses (keys added since it was saved take their defaults)."""
+    """A run directory's config.yaml as typed dataclasses (keys added since it was saved take their defaults, and
+    an old run's `method` is split into method and ft_method)."""
     from pathlib import Path
 
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))
+    saved = split_legacy_method(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), saved))

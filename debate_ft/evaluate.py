@@ -8,6 +8,7 @@ from debate_ft.backends import Backend
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import Debate, Society
+from debate_ft.methods import SCORINGS
 from debate_ft.metrics import OUTCOMES_FILE, outcomes, summarize
 from debate_ft.report import print_table
 from debate_ft.runs import check_data, upsert_rows
@@ -18,19 +19,6 @@ from debate_ft.transcript import Record
 METRICS_FILE = "metrics.csv"
 METRIC_KEY = ["iteration", "split", "method"]
 OUTCOME_KEY = [*METRIC_KEY, "question_id"]
-
-
-def shape(method: str, config: Config) -> tuple[int, int]:
-    """(agents, rounds) a method needs; `all` runs the full debate and scores all three from it;
-    `self_consistency` samples as many independent answers as the debate generates (N x M) in one round."""
-    agents, rounds = config.agents.n, config.debate.rounds
-    return {
-        "base": (1, 1),
-        "majority": (agents, 1),
-        "debate": (agents, rounds),
-        "all": (agents, rounds),
-        "self_consistency": (agents * rounds, 1),
-    }[method]
 
 
 def transcript_path(run_dir: Path, iteration: int, split: str, agents: int, rounds: int, summarize: bool) -> Path:
@@ -48,7 +36,7 @@ def run_debate(
     split: str,
     method: str,
 ) -> list[Record]:
-    agents, rounds = shape(method, config)
+    agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
     society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
     path = transcript_path(run_dir, iteration, split, agents, rounds, config.debate.summarize)
     debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation)
@@ -80,21 +68,22 @@ def record_scores(
 ) -> list[dict]:
     """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`), and its
     per-question outcomes in outcomes.csv."""
-    agents, rounds = shape(method, config)
+    agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
     # a transfer run (eval_dataset) tests on another dataset than it trained on; the tags go on every row
     tags = {"trained_on": config.dataset.name} if task.name != config.dataset.name else {}
     tags.update({"ft_method": extra["ft_method"]} if "ft_method" in extra else {})
     rows, per_question = [], []
-    for scored in ("base", "majority", "debate") if method == "all" else (method,):
+    for scored in SCORINGS[method].writes:
         key = {"iteration": iteration, "split": "test", "method": scored}
         scored_outcomes = outcomes(records, task, scored)
+        voted_agents, voted_rounds = SCORINGS[scored].voted(agents, rounds)  # e.g. base: agent 0, round 1
         per_question += [{**key, "dataset": task.name, **row, **tags} for row in scored_outcomes]
         rows.append(
             {
                 **key,
                 "dataset": task.name,
-                "agents": 1 if scored == "base" else agents,
-                "rounds": rounds if scored == "debate" else 1,
+                "agents": voted_agents,
+                "rounds": voted_rounds,
                 **summarize(scored_outcomes),
                 **tags,
                 **extra,

@@ -1,9 +1,11 @@
 """`iterate`: K iterations of debate -> majority labels -> per-adapter fine-tuning -> evaluation.
 
 Iteration 0 scores the base society (base, majority, debate) on the test split. Iteration k >= 1 debates the
-train split with the iteration k-1 society, labels it by majority vote, trains every adapter on its own set
-and evaluates the new society on the test split. Every step reads and writes files under iter<k>/, so a
-re-run of the same command continues at the first unfinished step:
+train split with the iteration k-1 society, labels it, trains every adapter on its own set and evaluates the
+new society on the test split; the `ft_method`'s registry entry (methods.py) says who speaks with which adapter,
+how the debate is labelled (majority vote; STaR: gold rationales) and which adapter learns from which examples.
+Every step reads and writes files under iter<k>/, so a re-run of the same command continues at the first
+unfinished step:
   iter<k>/train_<N>x<M>.jsonl   train debate (appended question by question)
   iter<k>/data/                 one dataset per adapter + sizes.json (written last: the step's marker)
   iter<k>/adapters/<name>/      one PEFT adapter per trained agent (renamed into place when complete)
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,14 +28,17 @@ from rich.table import Table
 from debate_ft.backends import make_backend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.compute import Ledger, Metered, unwrap
-from debate_ft.config import FT_METHODS, Config, require_method
+from debate_ft.config import Config
 from debate_ft.debate import Society
 from debate_ft.diversity import Diversity
+from debate_ft.errors import ConfigError
 from debate_ft.evaluate import evaluate, print_rows, run_debate
+from debate_ft.label import AgentSets, agent_sets, split_by_agent
+from debate_ft.methods import DEFAULT_SCORING, FINE_TUNINGS, GOLD_RATIONALES, SCORINGS, FineTuning
 from debate_ft.models import HostedModel, host
 from debate_ft.seeds import derive_seed
-from debate_ft.sft_data import SHARED, SINGLE_ADAPTER_METHODS, critic, generator, label_debates, load_sets, save_sets
-from debate_ft.star import star_examples
+from debate_ft.sft_data import load_sets, save_sets
+from debate_ft.star import star_examples, star_sets
 from debate_ft.tasks import get_task
 from debate_ft.train import train_adapter
 
@@ -42,14 +46,17 @@ log = logging.getLogger(__name__)
 
 
 def iterate(config: Config, run_dir: Path) -> None:
-    method = require_method(config, FT_METHODS, "multiagent_ft")
-    if method == "no_summary":
-        config = replace(config, debate=replace(config.debate, summarize=False))
+    if config.method != DEFAULT_SCORING:
+        scorings = ", ".join(SCORINGS[DEFAULT_SCORING].writes)
+        raise ConfigError(f"method={config.method} is evaluate's setting: iterate scores {scorings} every iteration")
+    method = FINE_TUNINGS[config.ft_method]
+    if method.summarize is not None:
+        config = replace(config, debate=replace(config.debate, summarize=method.summarize))
     Iterations(config, run_dir, method).run()
 
 
 class Iterations:
-    def __init__(self, config: Config, run_dir: Path, method: str):
+    def __init__(self, config: Config, run_dir: Path, method: FineTuning):
         datasets.disable_progress_bars()  # per-dataset save/map bars would drown the stage progress bars
         self.config, self.run_dir, self.method = config, run_dir, method
         self.task = get_task(config.dataset)  # the society debates and learns on this one
@@ -57,7 +64,7 @@ class Iterations:
         self.ledger = Ledger(run_dir)
         self.backend = Metered(make_backend(config.backend, config.model), self.ledger)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
-        self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, method)
+        self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, method.name)
         self._trainer: HostedModel | None = None
 
     @property
@@ -70,7 +77,7 @@ class Iterations:
         return self._trainer
 
     def society(self) -> Society:
-        return society_for(self.method, self.config.agents.n, self.adapters)
+        return self.method.society(self.config.agents.n, self.adapters)
 
     def run(self) -> None:
         rows = self.test(0)
@@ -79,13 +86,13 @@ class Iterations:
             plan, sizes = load_sets(folder / "data") or self.collect(k)
             self.train(k, plan)
             rows += self.test(k, **summary(plan, sizes))
-        print_rows(rows, f"{self.test_task.name} test, {self.method}, {self.config.model.name} ({self.run_dir})")
+        print_rows(rows, f"{self.test_task.name} test, {self.method.name}, {self.config.model.name} ({self.run_dir})")
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
         records, rows = evaluate(
             self.config, self.test_task, self.backend, self.society(), self.run_dir, k, "all", self.ledger,
-            ft_method=self.method, **extra,
+            ft_method=self.method.name, **extra,
         )  # fmt: skip
         if self.config.diversity.enabled:
             with self.ledger.stage(k, "diversity", "test"):
@@ -93,40 +100,41 @@ class Iterations:
         return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:
-        """Debate the train split with the current society and turn it into per-adapter sets."""
-        config, society = self.config, self.society()
-        if self.method == "star":
-            with self.ledger.stage(k, "debate", "train"):
-                records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "base")
-            seed = derive_seed(config.seed, k, "star")
-            with self.ledger.stage(k, "rationalize", "train"):
-                examples = star_examples(
-                    self.task,
-                    self.backend,
-                    records,
-                    self.task.load("train"),
-                    society.generators[0],
-                    config.generation,
-                    seed,
-                )
-            kinds = [e["kind"] for e in examples]
-            plan = {SHARED: examples}
-            sizes = [{"agent": 0, "rationale": kinds.count("rationale"), "rationalized": kinds.count("rationalized")}]
-        else:
-            with self.ledger.stage(k, "debate", "train"):
-                records = run_debate(config, self.task, self.backend, society, self.run_dir, k, "train", "debate")
-            plan, sizes = label_debates(
-                self.method,
-                records,
-                self.task,
-                config.agents.n,
-                config.train.critic_mix,
-                config.train.critic_size,
-                derive_seed(config.seed, k, "labels"),
+        """Debate the train split with the current society, label it as the method does and split it into
+        per-adapter sets by the method's training plan."""
+        labels = self.method.labels
+        with self.ledger.stage(k, "debate", "train"):
+            records = run_debate(
+                self.config, self.task, self.backend, self.society(), self.run_dir, k, "train", labels.debate
             )
+        sets = self.rationales(k, records) if labels is GOLD_RATIONALES else self.majority(k, records)
+        plan, sizes = self.method.adapters(sets), [{"agent": i, **s.sizes} for i, s in enumerate(sets)]
         save_sets(self.run_dir / f"iter{k}" / "data", plan, sizes)
         show_sizes(k, sizes, plan)
         return plan, sizes
+
+    def majority(self, k: int, records: list[dict]) -> list[AgentSets]:
+        """Every agent's generator and critic sets, labelled by the debate's majority."""
+        config = self.config
+        data = split_by_agent(records, self.task, config.agents.n)
+        return agent_sets(
+            data, config.train.critic_mix, config.train.critic_size, derive_seed(config.seed, k, "labels")
+        )
+
+    def rationales(self, k: int, records: list[dict]) -> list[AgentSets]:
+        """STaR's one set: agent 0's rationales that reach the gold answer, and its rationalized misses."""
+        task, seed = self.task, derive_seed(self.config.seed, k, "star")
+        with self.ledger.stage(k, "rationalize", "train"):
+            examples = star_examples(
+                task,
+                self.backend,
+                records,
+                task.load("train"),
+                self.society().generators[0],
+                self.config.generation,
+                seed,
+            )
+        return [star_sets(examples)]
 
     def train(self, k: int, plan: dict[str, list[dict]]) -> None:
         """Train every adapter with data (one after another, one shared base); the rest keep theirs."""
@@ -148,17 +156,6 @@ class Iterations:
             self.adapters[name] = out
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)
-
-
-def society_for(method: str, n: int, adapters: Collection[str]) -> Society:
-    """Who speaks under `method` when `adapters` (names) are trained; an agent without one is the base model."""
-    ids = method == "agent_id"
-    if method in SINGLE_ADAPTER_METHODS:
-        shared = SHARED if SHARED in adapters else None
-        return Society((shared,) * n, (shared,) * n, ids)
-    served = lambda name: name if name in adapters else None  # noqa: E731
-    critics = (None,) * n if method == "no_critic" else tuple(served(critic(i)) for i in range(n))
-    return Society(tuple(served(generator(i)) for i in range(n)), critics, ids)
 
 
 def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from debate_ft.methods import SCORINGS
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record, final_round, round_vote
 
@@ -23,17 +24,11 @@ def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance / n)
 
 
-# (round, agents) each method votes over; None: the last round / every agent. self_consistency is a one-round
-# debate of N x M independent agents, so its vote is the majority of round 1.
-VOTED = {"base": (1, 1), "majority": (1, None), "self_consistency": (1, None), "debate": (None, None)}
-
-
 def outcomes(records: Sequence[Record], task: Task, method: str) -> list[dict]:
     """Per question: its vote under `method`, whether that is correct, and the tokens the method generated."""
     rows = []
     for record in records:
-        round_, agents = VOTED[method]
-        round_ = round_ or final_round(record.turns)
+        agents, round_ = SCORINGS[method].voted(None, final_round(record.turns))
         vote = round_vote(record.turns, task.equivalent, round_, agents)
         used = [t for t in record.turns if t.round <= round_ and (agents is None or t.agent < agents)]
         rows.append(

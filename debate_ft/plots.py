@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from debate_ft.methods import SCORINGS
 from debate_ft.runs import atomic_path
 
-EVAL_METHODS = ("base", "majority", "debate")
+PANELS = SCORINGS["all"].writes  # the scorings every iteration writes: base, majority, debate
 DIVERSITY_PANELS = {
     "dissimilarity": "embedding dissimilarity (1 - cos)",
     "consensus": "consensus (agents agreeing with the majority)",
@@ -46,7 +47,7 @@ def _iteration_axis(ax, title: str) -> None:
 
 def accuracy(metrics: pd.DataFrame) -> Figure:
     """Test accuracy ± standard error per iteration: one panel per scoring (base, majority, debate)."""
-    methods = [m for m in EVAL_METHODS if m in set(metrics["method"])]
+    methods = [m for m in PANELS if m in set(metrics["method"])]
     figure = Figure(figsize=(4.5 * len(methods), 3.6), layout="constrained")
     for ax, method in zip(figure.subplots(1, len(methods), sharey=True, squeeze=False)[0], methods):
         for name, rows in _lines(metrics[metrics["method"] == method]):

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from debate_ft.errors import ConfigError, DataError
+from debate_ft.methods import split_legacy_method
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,10 @@ def check_data(run_dir: Path, name: str, questions: Iterable) -> None:
     write_text(path, json.dumps({**saved, name: current}, indent=1, sort_keys=True) + "\n")
 
 
-# Settings that may change between invocations on one run directory without changing any result.
+# Settings that may change between invocations on one run directory without changing any result. `method`
+# (evaluate's scoring) is one: a transcript is named by its debate's shape ({split}_{agents}x{rounds}), so two
+# scorings share one only when they debate alike, and metrics rows are keyed by the scoring's name. `ft_method`
+# is not: one method's datasets, adapters and metrics rows would be read as another's.
 VOLATILE = (
     "method",
     "iterations",
@@ -312,6 +316,11 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
         saved = _fingerprint(load_saved_config(saved_path))
         current = _fingerprint(settings)
         changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+        if "ft_method" in changed:
+            raise ConfigError(
+                f"{run_dir} holds a run of ft_method={saved['ft_method']}, not ft_method={current['ft_method']}: "
+                f"resume it with ft_method={saved['ft_method']} or pick a new run.name"
+            )
         if changed:
             raise ConfigError(
                 f"{run_dir} holds a run with other settings ({', '.join(changed[:6])}); "
@@ -331,4 +340,4 @@ def load_saved_config(path: Path) -> dict:
         raise ConfigError(f"{path}: not a readable config ({type(error).__name__}); delete or repair it") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: not a readable config (expected a mapping)")
-    return tree
+    return split_legacy_method(tree)

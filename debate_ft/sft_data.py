@@ -1,53 +1,14 @@
-"""Fine-tuning sets per adapter, for each method, saved as Hugging Face datasets (chat `messages` format).
-
-Adapter names: gen<i> and crit<i> for agent i's generator and critic; `shared` for the one-adapter methods.
-"""
+"""Fine-tuning sets per adapter, saved as Hugging Face datasets (chat `messages` format) and loaded back on
+resume. Which adapter learns from which examples is each method's training plan (methods.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from datasets import Dataset
 
-from debate_ft.label import AgentSets, agent_sets, split_by_agent
 from debate_ft.runs import atomic_path, read_json, read_records, write_records, write_text
-from debate_ft.tasks import Task
-from debate_ft.transcript import Record
-
-SHARED = "shared"
-SINGLE_ADAPTER_METHODS = ("majority_ft", "single_agent_ft", "agent_id", "star")
-
-
-def generator(agent: int) -> str:
-    return f"gen{agent}"
-
-
-def critic(agent: int) -> str:
-    return f"crit{agent}"
-
-
-def adapter_sets(method: str, sets: Sequence[AgentSets]) -> dict[str, list[dict]]:
-    """Which adapter learns from which examples, per method (STaR's set is built in star.py)."""
-    if method in ("multiagent_ft", "no_summary", "no_critic"):
-        plan = {generator(i): s.generator for i, s in enumerate(sets)}
-        if method != "no_critic":
-            plan.update({critic(i): s.critic for i, s in enumerate(sets)})
-        return plan
-    if method == "single_agent_ft":
-        return {SHARED: sets[0].generator + sets[0].critic}
-    if method in ("majority_ft", "agent_id"):  # every majority-matching response of every agent
-        return {SHARED: [example for s in sets for example in s.generator + s.critic]}
-    raise ValueError(f"no debate-labelled sets for method {method!r}")
-
-
-def label_debates(
-    method: str, records: Sequence[Record], task: Task, agents: int, w: float, critic_size: int | None, seed: int
-) -> tuple[dict[str, list[dict]], list[dict]]:
-    """Per-adapter example sets and per-agent size rows from train-split debate transcripts."""
-    sets = agent_sets(split_by_agent(records, task, agents), w, critic_size, seed)
-    return adapter_sets(method, sets), [{"agent": i, **s.sizes} for i, s in enumerate(sets)]
 
 
 def save_sets(folder: Path, plan: dict[str, list[dict]], sizes: list[dict]) -> None:

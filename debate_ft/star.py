@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from debate_ft.backends import Backend, Request
 from debate_ft.config import GenerationConfig
-from debate_ft.label import example
+from debate_ft.label import AgentSets, example
 from debate_ft.tasks import Question, Task
 from debate_ft.transcript import Record
 
@@ -39,3 +39,9 @@ def star_examples(
             ]
             examples.append({"messages": messages, "question_id": question.id, "agent": 0, "kind": "rationalized"})
     return examples
+
+
+def star_sets(examples: list[dict]) -> AgentSets:
+    """STaR's examples as agent 0's generator set, so its training plan reads them like debate-labelled sets."""
+    kinds = [e["kind"] for e in examples]
+    return AgentSets(examples, [], {"rationale": kinds.count("rationale"), "rationalized": kinds.count("rationalized")})

@@ -13,19 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from debate_ft.methods import FINE_TUNINGS, SCORINGS
 from debate_ft.seeds import derive_seed
 from debate_ft.stats import compare
 
-BASELINES = {"base": "Base", "majority": "Majority", "self_consistency": "Self-consistency", "debate": "Debate"}
-FINE_TUNED = {
-    "star": "STaR",
-    "majority_ft": "Majority FT",
-    "single_agent_ft": "Single-agent FT",
-    "multiagent_ft": "Multiagent FT (ours)",
-    "agent_id": "Agent-ID prompt",
-    "no_critic": "w/o critic",
-    "no_summary": "w/o summary",
-}
+BASELINES = {s.name: s.label for s in SCORINGS.values() if s.label}
+FINE_TUNED = {m.name: m.label for m in FINE_TUNINGS.values()}
 ORDER = [*BASELINES.values(), *FINE_TUNED.values()]
 OURS = FINE_TUNED["multiagent_ft"]
 REFERENCES = (BASELINES["debate"], BASELINES["majority"])  # every row is compared with these, and with ours

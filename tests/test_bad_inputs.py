@@ -185,7 +185,7 @@ def _(tmp, tiny):
 
 @case("iterate_eval_method")
 def _(tmp, tiny):
-    return ["iterate", "+dataset=arithmetic", *FAKE, "method=debate"], 2, ["multiagent_ft", "'debate'"]
+    return ["iterate", "+dataset=arithmetic", *FAKE, "method=debate"], 2, ["method=debate is evaluate's setting"]
 
 
 @case("debate_with_method")

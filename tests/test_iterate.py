@@ -70,7 +70,7 @@ def test_transfer_tests_on_another_dataset_than_it_trains_on(tiny_model_dir, tmp
 
 @pytest.mark.parametrize("method", ["majority_ft", "no_critic", "agent_id", "star"])
 def test_baselines_run(tiny_model_dir, tmp_path, method):
-    metrics = run_in_process(tiny_model_dir, tmp_path / method, "iterations=1", f"method={method}")
+    metrics = run_in_process(tiny_model_dir, tmp_path / method, "iterations=1", f"ft_method={method}")
     assert set(metrics["ft_method"]) == {method} and len(metrics) == 6
     adapters = {p.name for p in (tmp_path / method / "iter1" / "adapters").iterdir()}
     expected = {"shared"} if method != "no_critic" else {"gen0", "gen1"}

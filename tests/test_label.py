@@ -7,7 +7,6 @@ from hand_records import rounds
 
 from debate_ft.config import DatasetConfig
 from debate_ft.label import agent_sets, mix_critic, split_by_agent
-from debate_ft.sft_data import adapter_sets
 from debate_ft.tasks import get_task
 
 TASK = get_task(DatasetConfig(name="arithmetic"))
@@ -69,12 +68,8 @@ def test_mix_critic(n_corrected, n_kept, w, size, expected):
     assert again == chosen  # seeded
 
 
-def test_sets_per_method():
+def test_agent_sets_record_their_sizes():
     records = [record([["5", "4"], ["5", "5"]], final="5"), record([["2", "2"], ["2", "2"]], final="2")]
     sets = agent_sets(split_by_agent(records, TASK, agents=2), w=0.5, critic_size=None, seed=0)
+    assert [len(s.generator) for s in sets] == [2, 1]
     assert sets[1].sizes == {"generator": 1, "corrected": 1, "kept": 1, "critic": 1, "critic_note": ""}
-    multi = adapter_sets("multiagent_ft", sets)
-    assert sorted(multi) == ["crit0", "crit1", "gen0", "gen1"] and len(multi["gen0"]) == 2
-    assert sorted(adapter_sets("no_critic", sets)) == ["gen0", "gen1"]
-    assert len(adapter_sets("majority_ft", sets)["shared"]) == sum(len(s.generator) + len(s.critic) for s in sets)
-    assert adapter_sets("single_agent_ft", sets)["shared"] == sets[0].generator + sets[0].critic

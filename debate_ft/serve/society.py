@@ -16,9 +16,9 @@ import torch
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import BASE, HFBackend
 from debate_ft.backends.openai import served_name
-from debate_ft.config import FT_METHODS, Config, GenerationConfig, saved_config
+from debate_ft.config import Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
-from debate_ft.iterate import society_for
+from debate_ft.methods import FINE_TUNINGS
 from debate_ft.tasks import Question, Task, get_task
 from debate_ft.transcript import Record
 
@@ -72,8 +72,7 @@ class ServedSociety:
         backend = HFBackend.from_config(config.model, replace(config.backend, name="hf", device=device))
         for name, path in adapters.items():
             backend.load_adapter(name, path)
-        method = config.method if config.method in FT_METHODS else "multiagent_ft"
-        society = society_for(method, config.agents.n, adapters)
+        society = FINE_TUNINGS[config.ft_method].society(config.agents.n, adapters)
         return cls(config, backend, get_task(config.dataset), society, iteration, adapters)
 
     def models(self) -> list[str]:
