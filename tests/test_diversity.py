@@ -10,7 +10,6 @@ import pytest
 from debate_ft.config import DatasetConfig, DiversityConfig, TrainConfig
 from debate_ft.debate import conversation
 from debate_ft.diversity import (
-    DIVERSITY_FILE,
     Diversity,
     dissimilarity,
     likelihood_summary,
@@ -20,6 +19,7 @@ from debate_ft.diversity import (
     scored_turns,
 )
 from debate_ft.errors import ConfigError, ModelError
+from debate_ft.tables import DIVERSITY_FILE
 from debate_ft.tasks import get_task
 from debate_ft.train import lora_config, train_adapter
 
