@@ -44,4 +44,3 @@ def test_cells_are_blank_when_missing_and_floats_get_three_decimals(value, text)
 def test_print_table_builds_accuracy_with_its_stderr(capsys):
     tables.print_table([{"method": "debate", "accuracy": 0.5, "stderr": 0.25}], ["method", "accuracy ± se"], "t")
     assert "0.500 ± 0.250" in capsys.readouterr().out
-
