@@ -34,7 +34,8 @@ commands (Hydra overrides follow, e.g. +dataset=gsm agents.n=3 debate.rounds=2):
   report     python -m debate_ft report RUN_DIR [RUN_DIR ...]: one table over runs
   serve      python -m debate_ft serve RUN_DIR [--port 8000]: an OpenAI-compatible server of a run's society
 
-add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command shows its config.
+add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command lists every setting with its
+default, choices and help, and the config the command line composes.
 --debug (or DEBATE_FT_DEBUG=1) prints the traceback of an unexpected error."""
 
 # errors of the machine, not of the program: one line naming the path
@@ -113,11 +114,14 @@ def check_run_name(argv: list[str]) -> None:
 
 def composition_message(error: Exception, argv: list[str]) -> str:
     """Hydra's or OmegaConf's complaint about the command line, as one line."""
+    from debate_ft.config import DatasetConfig, choices
+    from debate_ft.schema_help import listed
+
     text = str(error).strip()
     no_dataset = not any(a.lstrip("+~").startswith(("dataset=", "experiment=")) for a in argv)
     dataset_key = next((a.split("=")[0] for a in argv if a.lstrip("+~").startswith("dataset.")), None)
     if dataset_key and no_dataset:
-        return f"{dataset_key} needs a dataset: add +dataset=<name> (arithmetic, gsm, math, mmlu or musique)"
+        return f"{dataset_key} needs a dataset: add +dataset=<name> ({listed(choices(DatasetConfig, 'name'))})"
     lines = []
     for line in text.splitlines():
         if line.strip().startswith(("Config search path", "full_key:", "object_type=")):

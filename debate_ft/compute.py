@@ -20,10 +20,7 @@ import pandas as pd
 from debate_ft.backends import Backend, Completion, Request
 from debate_ft.config import GenerationConfig
 from debate_ft.runs import atomic_path
-
-COMPUTE_FILE = "compute.csv"
-KEY = ["iteration", "stage", "split", "agent"]
-COUNTS = ["calls", "requests", "prompt_tokens", "generated_tokens", "seconds"]
+from debate_ft.tables import COMPUTE_COUNTS, COMPUTE_FILE, COMPUTE_KEY
 
 
 class Ledger:
@@ -38,14 +35,14 @@ class Ledger:
     @contextlib.contextmanager
     def stage(self, iteration: int, stage: str, split: str = "") -> Iterator[None]:
         self._open, self._calls = (iteration, stage, split), 0
-        self._tally = defaultdict(lambda: dict.fromkeys(COUNTS[:4], 0))
+        self._tally = defaultdict(lambda: dict.fromkeys(COMPUTE_COUNTS[:4], 0))
         start = time.perf_counter()
         try:
             yield
         finally:
             seconds, tally, self._open = time.perf_counter() - start, self._tally, None
             if tally:  # a stage a resumed run found finished did no work and leaves its rows alone
-                total = {c: sum(t[c] for t in tally.values()) for c in COUNTS[1:4]}
+                total = {c: sum(t[c] for t in tally.values()) for c in COMPUTE_COUNTS[1:4]}
                 rows = [{"agent": "all", "calls": self._calls, **total, "seconds": seconds}]
                 rows += [{"agent": agent, **counts} for agent, counts in sorted(tally.items())]
                 self.write([{"iteration": iteration, "stage": stage, "split": split, **row} for row in rows])
@@ -83,11 +80,11 @@ class Ledger:
         return float(match["seconds"].iloc[0]) if len(match) else None
 
     def write(self, rows: list[dict]) -> None:
-        frame = pd.DataFrame(rows, columns=KEY + COUNTS)
+        frame = pd.DataFrame(rows, columns=COMPUTE_KEY + COMPUTE_COUNTS)
         if self.path.exists():
             frame = pd.concat([pd.read_csv(self.path, keep_default_na=False, na_values=[""]), frame])
         frame["split"] = frame["split"].fillna("")
-        frame = frame.groupby(KEY, sort=False, dropna=False)[COUNTS].sum(min_count=1).reset_index()
+        frame = frame.groupby(COMPUTE_KEY, sort=False, dropna=False)[COMPUTE_COUNTS].sum(min_count=1).reset_index()
         with atomic_path(self.path) as temporary:
             frame.convert_dtypes().to_csv(temporary, index=False)
 

@@ -1,12 +1,15 @@
 """Typed configuration: the schema Hydra validates YAML and overrides against.
 
-Every field carries help text. Range checks live in ``__post_init__``; they run when ``load`` turns the
-composed OmegaConf tree into these dataclasses, so a bad value fails once, early, with a one-line message.
+Every field carries help text, and a field with a fixed set of values its choices; `--help` shows both with the
+default (schema_help.py), and one check tests every choice. Range checks live in ``__post_init__``; they run when
+``load`` turns the composed OmegaConf tree into these dataclasses, so a bad value fails once, early, with a
+one-line message.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib.util
+from dataclasses import dataclass, field, fields
 from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -14,15 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from debate_ft.errors import ConfigError
 from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, FINE_TUNINGS, SCORINGS, split_legacy_method
-
-DATASETS = ("arithmetic", "gsm", "math", "mmlu", "musique")
-BACKENDS = ("hf", "vllm", "openai", "fake")
+from debate_ft.schema_help import help_node, listed
 
 
-def _help(text: str, default=None, factory=None):
+def _help(text: str, default=None, factory=None, choices: tuple[str, ...] = ()):
+    """A field with its help text and, for a fixed set of values, its choices (a list field: of its items)."""
+    metadata = {"help": text, "choices": choices}
     if factory is not None:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -30,28 +33,37 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def report_targets(report_to: str) -> list[str]:
-    """Trainer loggers for train.report_to, checked with the config so a missing package fails before any work."""
-    import importlib.util
+def _check_choices(section, prefix: str) -> None:
+    """Every field of `section` that declares choices holds one of them (a list field: only them); `prefix` is
+    the section's key path with its dot ("" at the top level)."""
+    for spec in fields(section):
+        choices, value = spec.metadata.get("choices"), getattr(section, spec.name)
+        if not choices:
+            continue
+        if isinstance(value, str):
+            _check(value in choices, f"{prefix}{spec.name} must be {listed(choices)} (got {value!r})")
+        else:
+            unknown = sorted(set(value) - set(choices))
+            _check(not unknown, f"{prefix}{spec.name}: {unknown} are not among {listed(choices)}")
 
-    if report_to == "none":
-        return []
-    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
-    if module is None:
-        raise ConfigError(f"train.report_to must be none, tensorboard, wandb or mlflow (got {report_to!r})")
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"train.report_to={report_to} needs the {module} package: pip install {module}")
-    return [report_to]
+
+def choices(section: type, name: str) -> tuple[str, ...]:
+    """The values a field may take, as its schema declares them."""
+    return next(spec.metadata["choices"] for spec in fields(section) if spec.name == name)
 
 
 @dataclass
 class DatasetConfig:
-    name: str = _help("Task name, set by the +dataset=<name> group file.", "")
+    name: str = _help(
+        "Task name, set by the +dataset=<name> group file.",
+        "",
+        choices=("arithmetic", "gsm", "math", "mmlu", "musique"),
+    )
     path: Optional[str] = _help(
         "File or directory with the data. Default: $DEBATE_FT_DATA/<folder>, else the Hugging Face hub."
     )
-    train_size: int = _help("Questions drawn from the train split (fine-tuning debates).", 100)
-    test_size: int = _help("Questions drawn from the test split (evaluation).", 100)
+    train_size: int = _help("Questions drawn from the train split (fine-tuning debates); the paper's 500.", 500)
+    test_size: int = _help("Questions drawn from the test split (evaluation); the paper's 500.", 500)
     operands: int = _help("arithmetic: numbers per expression (Du et al.: 6, i.e. a+b*c+d-e*f).", 6)
     question_seed: int = _help(
         "arithmetic: seed of the generated questions (the YAML sets it to the run's `seed`); train and test "
@@ -60,16 +72,15 @@ class DatasetConfig:
     )
     max_value: int = _help("arithmetic: operands are integers in [0, max_value] (Du et al.: 29).", 29)
     subjects: List[str] = _help("mmlu: subjects to keep (empty keeps all 57).", factory=list)
-    variant: str = _help("musique: 'ans' (answerable only) or 'full' (adds a sufficiency node).", "ans")
+    variant: str = _help("musique: answerable only, or full (adds a sufficiency node).", "ans", choices=("ans", "full"))
 
     def __post_init__(self):
-        _check(self.name in DATASETS, f"dataset.name must be one of {', '.join(DATASETS)} (got {self.name!r})")
+        _check_choices(self, "dataset.")
         _check(self.train_size >= 1, f"dataset.train_size must be >= 1 (got {self.train_size})")
         _check(self.test_size >= 1, f"dataset.test_size must be >= 1 (got {self.test_size})")
         _check(self.path is None or bool(self.path.strip()), "dataset.path is empty: give a file or folder, or drop it")
         _check(2 <= self.operands <= 6, f"dataset.operands must be in 2..6 (got {self.operands})")
         _check(self.max_value >= 1, f"dataset.max_value must be >= 1 (got {self.max_value})")
-        _check(self.variant in ("ans", "full"), f"dataset.variant must be ans or full (got {self.variant!r})")
 
 
 @dataclass
@@ -92,7 +103,9 @@ class ModelConfig:
 @dataclass
 class BackendConfig:
     name: str = _help(
-        "Generation engine: hf (transformers + peft), vllm (GPU), openai (any OpenAI-compatible server), fake.", "hf"
+        "Generation engine: hf (transformers + peft), vllm (GPU), openai (any OpenAI-compatible server), fake.",
+        "hf",
+        choices=("hf", "vllm", "openai", "fake"),
     )
     batch_size: int = _help("Rows per generate call; a debate round is split into batches of this size.", 64)
     score_memory_mib: int = _help(
@@ -101,7 +114,11 @@ class BackendConfig:
         128,
     )
     device: str = _help("auto, cpu, cuda or cuda:N.", "auto")
-    dtype: str = _help("auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16.", "auto")
+    dtype: str = _help(
+        "Weights' dtype; auto: bfloat16 on GPU, float32 on CPU.",
+        "auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
     threads: Optional[int] = _help("torch CPU threads (None: one per core).")
     fake_accuracy: float = _help("fake: chance that a fake agent answers an arithmetic question right.", 0.6)
     gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
@@ -116,13 +133,9 @@ class BackendConfig:
     timeout_s: float = _help("openai: seconds before one request times out (then it is retried).", 600.0)
 
     def __post_init__(self):
-        _check(self.name in BACKENDS, f"backend.name must be one of {', '.join(BACKENDS)} (got {self.name!r})")
+        _check_choices(self, "backend.")
         _check(self.batch_size >= 1, f"backend.batch_size must be >= 1 (got {self.batch_size})")
         _check(self.score_memory_mib >= 1, f"backend.score_memory_mib must be >= 1 (got {self.score_memory_mib})")
-        _check(
-            self.dtype in ("auto", "float32", "bfloat16", "float16"),
-            f"backend.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})",
-        )
         _check(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1 (got {self.threads})")
         _check(0.0 <= self.fake_accuracy <= 1.0, "backend.fake_accuracy must be in [0, 1]")
         _check(self.concurrency >= 1, f"backend.concurrency must be >= 1 (got {self.concurrency})")
@@ -157,17 +170,21 @@ class DebateConfig:
         "Questions debated together: one chunk is one batch per round, seeded by its index, and the unit of resume.",
         32,
     )
-    split: str = _help("Split the `debate` command debates: test or train.", "test")
+    split: str = _help("Split the `debate` command debates.", "test", choices=("test", "train"))
 
     def __post_init__(self):
+        _check_choices(self, "debate.")
         _check(self.rounds >= 1, f"debate.rounds must be >= 1 (got {self.rounds})")
-        _check(self.split in ("train", "test"), f"debate.split must be train or test (got {self.split!r})")
         _check(self.chunk_size >= 1, f"debate.chunk_size must be >= 1 (got {self.chunk_size})")
 
 
 @dataclass
 class TrainConfig:
-    init: str = _help("Each iteration's adapters start from 'base' (fresh LoRA) or 'previous'.", "base")
+    init: str = _help(
+        "Each iteration's adapters start from base (a fresh LoRA) or from the previous iteration's.",
+        "base",
+        choices=("base", "previous"),
+    )
     lora_r: int = _help("LoRA rank.", 8)
     lora_alpha: int = _help("LoRA alpha.", 16)
     lora_dropout: float = _help("LoRA dropout.", 0.05)
@@ -181,10 +198,12 @@ class TrainConfig:
     max_length: int = _help("Longest tokenized conversation; longer ones are cut from the end.", 1024)
     critic_mix: float = _help("Fraction w of each critic set drawn from corrected turns (D_C-).", 0.5)
     critic_size: Optional[int] = _help("Critic examples per agent (None: as many as the data allows).")
-    report_to: str = _help("Trainer logging: none, tensorboard, wandb or mlflow.", "none")
+    report_to: str = _help(
+        "Trainer logging (needs that package installed).", "none", choices=("none", "tensorboard", "wandb", "mlflow")
+    )
 
     def __post_init__(self):
-        _check(self.init in ("base", "previous"), f"train.init must be base or previous (got {self.init!r})")
+        _check_choices(self, "train.")
         _check(self.lora_r >= 1, f"train.lora_r must be >= 1 (got {self.lora_r})")
         _check(self.lora_alpha >= 1, f"train.lora_alpha must be >= 1 (got {self.lora_alpha})")
         _check(0.0 <= self.lora_dropout < 1.0, f"train.lora_dropout must be in [0, 1) (got {self.lora_dropout})")
@@ -196,7 +215,10 @@ class TrainConfig:
         _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
         size = self.critic_size
         _check(size is None or size >= 0, f"train.critic_size must be >= 0 (got {size})")
-        report_targets(self.report_to)
+        _check(
+            self.report_to == "none" or importlib.util.find_spec(self.report_to) is not None,
+            f"train.report_to={self.report_to} needs the {self.report_to} package: pip install {self.report_to}",
+        )
 
 
 FLOW_GENERATIVE = ("query", "answer", "final")
@@ -211,48 +233,49 @@ class FlowConfig:
         True,
     )
     max_hops: int = _help("Most query -> relevance -> stop loops per episode.", 2)
-    retriever: str = _help("Who picks the next paragraph: 'model' (relevance node, Yes/No) or 'bm25'.", "model")
+    retriever: str = _help(
+        "Who picks the next paragraph: model (the relevance node, Yes/No) or bm25.", "model", choices=("model", "bm25")
+    )
     paragraph_chars: int = _help("Paragraph text shown in prompts is cut to this many characters.", 300)
     max_new_tokens: int = _help("Most tokens the query and intermediate-answer nodes generate.", 32)
     final_tokens: int = _help("Most tokens the final short-answer node generates.", 12)
     deviate_nodes: List[str] = _help(
-        "Generative nodes whose visits get one-step deviations.", factory=lambda: list(FLOW_GENERATIVE)
+        "Generative nodes whose visits get one-step deviations.",
+        factory=lambda: list(FLOW_GENERATIVE),
+        choices=FLOW_GENERATIVE,
     )
     alternatives: int = _help("K: alternative outputs sampled at each deviated visit.", 2)
     deviation_visits: int = _help("Deviated visits per training episode (0: no deviations).", 2)
     temperature: float = _help("Sampling temperature of the alternatives (episodes themselves are greedy).", 1.0)
-    reward: str = _help("Episode comparison: 'f1' (answer F1 vs gold) or 'evaluator' (reward-free).", "f1")
+    reward: str = _help(
+        "Episode comparison: f1 (answer F1 vs gold) or evaluator (reward-free).", "f1", choices=("f1", "evaluator")
+    )
     supervise: List[str] = _help(
         "Yes/No nodes that also learn from MuSiQue labels (is_supporting, all support found, answerable).",
         factory=lambda: list(FLOW_DECISIONS),
+        choices=FLOW_DECISIONS,
     )
     supervised_weight: float = _help("Weight of each supervised Yes/No pair.", 1.0)
     beta: float = _help("DPO temperature beta.", 0.1)
     ref_tau: float = _help("Reference soft update: ref += tau * (policy - ref) when running F1 improves.", 0.1)
-    optimizer: str = _help("'cocob' (parameterfree, no learning rate) or 'adamw'.", "cocob")
+    optimizer: str = _help("cocob (parameterfree, no learning rate) or adamw.", "cocob", choices=("cocob", "adamw"))
     learning_rate: float = _help("adamw only: learning rate.", 1e-4)
     batch_pairs: int = _help("Preference pairs per optimiser step.", 4)
     save_every: int = _help("Checkpoint every this many training episodes (and after the last).", 2)
     eval_before: bool = _help("On a fresh training run, evaluate the untrained flow on test first.", True)
 
     def __post_init__(self):
+        _check_choices(self, "flow.")
         _check(self.max_hops >= 1, f"flow.max_hops must be >= 1 (got {self.max_hops})")
-        _check(self.retriever in ("model", "bm25"), f"flow.retriever must be model or bm25 (got {self.retriever!r})")
         _check(self.paragraph_chars >= 1, f"flow.paragraph_chars must be >= 1 (got {self.paragraph_chars})")
         _check(self.max_new_tokens >= 1, f"flow.max_new_tokens must be >= 1 (got {self.max_new_tokens})")
         _check(self.final_tokens >= 1, f"flow.final_tokens must be >= 1 (got {self.final_tokens})")
-        unknown = sorted(set(self.deviate_nodes) - set(FLOW_GENERATIVE))
-        _check(not unknown, f"flow.deviate_nodes: {unknown} are not generative nodes ({', '.join(FLOW_GENERATIVE)})")
-        unknown = sorted(set(self.supervise) - set(FLOW_DECISIONS))
-        _check(not unknown, f"flow.supervise: {unknown} are not Yes/No nodes ({', '.join(FLOW_DECISIONS)})")
         _check(self.alternatives >= 1, f"flow.alternatives must be >= 1 (got {self.alternatives})")
         _check(self.deviation_visits >= 0, f"flow.deviation_visits must be >= 0 (got {self.deviation_visits})")
         _check(self.temperature > 0, f"flow.temperature must be > 0 (got {self.temperature})")
-        _check(self.reward in ("f1", "evaluator"), f"flow.reward must be f1 or evaluator (got {self.reward!r})")
         _check(self.supervised_weight >= 0, f"flow.supervised_weight must be >= 0 (got {self.supervised_weight})")
         _check(self.beta > 0, f"flow.beta must be > 0 (got {self.beta})")
         _check(0 <= self.ref_tau <= 1, f"flow.ref_tau must be in [0, 1] (got {self.ref_tau})")
-        _check(self.optimizer in ("cocob", "adamw"), f"flow.optimizer must be cocob or adamw (got {self.optimizer!r})")
         _check(self.learning_rate > 0, f"flow.learning_rate must be > 0 (got {self.learning_rate})")
         _check(self.batch_pairs >= 1, f"flow.batch_pairs must be >= 1 (got {self.batch_pairs})")
         _check(self.save_every >= 1, f"flow.save_every must be >= 1 (got {self.save_every})")
@@ -307,8 +330,12 @@ class Config:
     train: TrainConfig = _help("Per-agent LoRA fine-tuning (flow mode uses its LoRA settings).", factory=TrainConfig)
     flow: FlowConfig = _help("Flow mode (MuSiQue): nodes, deviations, online DPO.", factory=FlowConfig)
     diversity: DiversityConfig = _help("Diversity, KL and NLL of each iteration's society.", factory=DiversityConfig)
-    method: str = _help(f"evaluate: how the test split is scored, one of {', '.join(SCORINGS)}.", DEFAULT_SCORING)
-    ft_method: str = _help(f"iterate: the fine-tuning method, one of {', '.join(FINE_TUNINGS)}.", DEFAULT_FINE_TUNING)
+    method: str = _help(
+        "evaluate: how the test split is scored (methods.py).", DEFAULT_SCORING, choices=tuple(SCORINGS)
+    )
+    ft_method: str = _help(
+        "iterate: the fine-tuning method (methods.py).", DEFAULT_FINE_TUNING, choices=tuple(FINE_TUNINGS)
+    )
     iterations: int = _help("Fine-tuning iterations K for `iterate`.", 2)
     seed: int = _help("Seed for data sampling, generation and training.", 0)
     run: RunConfig = _help("Where outputs go.", factory=RunConfig)
@@ -320,20 +347,17 @@ class Config:
             f"method={self.method} is a fine-tuning method: write ft_method={self.method} "
             f"(method= picks evaluate's scoring: {', '.join(SCORINGS)})",
         )
-        _check(self.method in SCORINGS, f"method must be one of {', '.join(SCORINGS)} (got {self.method!r})")
-        _check(
-            self.ft_method in FINE_TUNINGS,
-            f"ft_method must be one of {', '.join(FINE_TUNINGS)} (got {self.ft_method!r})",
-        )
+        _check_choices(self, "")
 
 
 ConfigStore.instance().store(name="debate_ft_schema", node=Config)
+ConfigStore.instance().store(group="hydra/help", name="debate_ft", node=help_node(Config))
 
 
 def load(cfg: DictConfig) -> Config:
     """Resolve and validate a composed Hydra config into typed dataclasses."""
     if cfg.get("dataset") is None:
-        raise ConfigError(f"no dataset chosen: add +dataset=<name> with <name> one of {', '.join(DATASETS)}")
+        raise ConfigError(f"no dataset chosen: add +dataset=<name> ({listed(choices(DatasetConfig, 'name'))})")
     return OmegaConf.to_object(cfg)
 
 

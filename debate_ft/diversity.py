@@ -27,13 +27,9 @@ from debate_ft.config import DiversityConfig
 from debate_ft.errors import ModelError
 from debate_ft.metrics import score
 from debate_ft.runs import upsert_rows, write_text
+from debate_ft.tables import DIVERSITY_FILE, DIVERSITY_KEY, KL_FILE, NLL_FILE
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record, conversation, last_round
-
-DIVERSITY_FILE = "diversity.csv"  # one row per (iteration, ft_method, split) in the run directory
-DIVERSITY_KEY = ["iteration", "ft_method", "split"]
-KL_FILE = "kl.csv"  # iter<k>/kl.csv: one row per agent
-NLL_FILE = "nll_matrix.csv"  # iter<k>/nll_matrix.csv: rows score (scorer i), columns are written (author j)
 
 LIKELIHOOD_METRICS = ("kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap")  # need log-probabilities
 

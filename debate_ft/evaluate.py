@@ -9,16 +9,12 @@ from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import Debate, Society
 from debate_ft.methods import SCORINGS
-from debate_ft.metrics import OUTCOMES_FILE, outcomes, summarize
-from debate_ft.report import print_table
+from debate_ft.metrics import outcomes, summarize
 from debate_ft.runs import check_data, upsert_rows
 from debate_ft.seeds import derive_seed
+from debate_ft.tables import EVALUATE_COLUMNS, METRIC_KEY, METRICS_FILE, OUTCOME_KEY, OUTCOMES_FILE, print_table
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record
-
-METRICS_FILE = "metrics.csv"
-METRIC_KEY = ["iteration", "split", "method"]
-OUTCOME_KEY = [*METRIC_KEY, "question_id"]
 
 
 def transcript_path(run_dir: Path, iteration: int, split: str, agents: int, rounds: int, summarize: bool) -> Path:
@@ -95,5 +91,4 @@ def record_scores(
 
 
 def print_rows(rows: list[dict], title: str) -> None:
-    columns = ["iteration", "method", "agents", "rounds", "n", "accuracy ± se", "no_answer", "consensus"]
-    print_table(rows, columns, title)
+    print_table(rows, EVALUATE_COLUMNS, title)

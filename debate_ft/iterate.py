@@ -22,8 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import datasets
-from rich.console import Console
-from rich.table import Table
 
 from debate_ft.backends import make_backend
 from debate_ft.backends.hf import HFBackend
@@ -39,6 +37,7 @@ from debate_ft.models import HostedModel, host
 from debate_ft.seeds import derive_seed
 from debate_ft.sft_data import load_sets, save_sets
 from debate_ft.star import star_examples, star_sets
+from debate_ft.tables import console, print_table
 from debate_ft.tasks import get_task
 from debate_ft.train import train_adapter
 
@@ -170,14 +169,9 @@ def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:
 
 def show_sizes(k: int, sizes: list[dict], plan: dict[str, list[dict]]) -> None:
     columns = [c for c in sizes[0] if c != "critic_note"] if sizes else []
-    table = Table(title=f"iteration {k}: fine-tuning data per agent")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in sizes:
-        table.add_row(*(str(row[c]) for c in columns))
-    console = Console()
-    console.print(table)
-    console.print("examples per adapter: " + ", ".join(f"{name} {len(e)}" for name, e in plan.items()))
+    print_table(sizes, columns, f"iteration {k}: fine-tuning data per agent")
+    out = console()
+    out.print("examples per adapter: " + ", ".join(f"{name} {len(e)}" for name, e in plan.items()))
     for row in sizes:
         if row.get("critic_note"):
-            console.print(f"agent {row['agent']} critic set: {row['critic_note']}")
+            out.print(f"agent {row['agent']} critic set: {row['critic_note']}")

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from debate_ft.methods import SCORINGS
+from debate_ft.stats import mean_stderr
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record, final_round, round_vote
-
-OUTCOMES_FILE = "outcomes.csv"  # one row per (iteration, split, method, question): what paired statistics need
-
-
-def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and its standard error std/sqrt(n), with the sample std (ddof=1); NaN stderr for n < 2."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(variance / n)
 
 
 def outcomes(records: Sequence[Record], task: Task, method: str) -> list[dict]:

@@ -11,39 +11,31 @@ shows what each stage cost (compute.csv).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 
-from debate_ft import plots, tables
+from debate_ft import plots, results
 from debate_ft.browser import write_browser
-from debate_ft.compute import COMPUTE_FILE
-from debate_ft.diversity import DIVERSITY_FILE, KL_FILE, NLL_FILE
 from debate_ft.errors import DataError
-from debate_ft.metrics import OUTCOMES_FILE
 from debate_ft.runs import is_leftover, load_saved_config, read_csv
+from debate_ft.tables import (
+    COMPUTE_COLUMNS,
+    COMPUTE_FILE,
+    DIVERSITY_FILE,
+    FLOW_COLUMNS,
+    KL_FILE,
+    METRICS_FILE,
+    NLL_FILE,
+    OUTCOMES_FILE,
+    REPORT_COLUMNS,
+    REQUIRED_COLUMNS,
+    SOCIETY_COLUMNS,
+    console,
+    print_table,
+)
 
-SOCIETY_COLUMNS = [
-    "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
-    "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
-]  # fmt: skip
-REQUIRED_COLUMNS = {  # a table is read when it has one of these column sets (debate rows, flow rows)
-    "metrics.csv": [("iteration", "method", "n", "accuracy", "stderr"), ("split", "stage", "episodes")],
-    DIVERSITY_FILE: [("iteration", "ft_method")],
-    OUTCOMES_FILE: [("iteration", "method", "question_id", "correct")],
-}
 SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
-COMPUTE_COLUMNS = [
-    "run", "iteration", "stage", "split", "calls", "requests", "prompt_tokens", "generated_tokens", "seconds",
-    "tokens_per_s",
-]  # fmt: skip
-FLOW_COLUMNS = [
-    "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
-    "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations", "seconds_update",
-]  # fmt: skip
 
 
 def run_settings(folder: Path) -> dict:
@@ -76,7 +68,7 @@ def run_folders(run_dirs: list[Path], name: str) -> list[tuple[str, Path]]:
     return found
 
 
-def collect(run_dirs: list[Path], name: str = "metrics.csv", required: bool = True) -> pd.DataFrame:
+def collect(run_dirs: list[Path], name: str = METRICS_FILE, required: bool = True) -> pd.DataFrame:
     """All rows of every `name` table under `run_dirs`, with `run` (folder) and its settings as columns."""
     frames = []
     for run, folder in run_folders(run_dirs, name):
@@ -128,28 +120,6 @@ def society_table(metrics: pd.DataFrame, diversity: pd.DataFrame) -> pd.DataFram
     return debate.merge(diversity, on=keys, suffixes=("", "_diversity")).sort_values(["run", "iteration"])
 
 
-def console() -> Console:
-    """Rich console; wide when writing to a file or pipe, where Rich would otherwise assume 80 columns."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
-
-
-def print_table(rows: list[dict], columns: list[str], title: str) -> None:
-    """Rows as a table; `accuracy ± se` is built from accuracy and stderr, floats get 3 decimals."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, justify="left" if column == "run" else "right")
-    for row in rows:
-        cells = {**row, "accuracy ± se": f"{row['accuracy']:.3f} ± {row['stderr']:.3f}"} if "accuracy" in row else row
-        table.add_row(*(_cell(cells.get(column)) for column in columns))
-    console().print(table)
-
-
-def _cell(value) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
 def _present(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if c in frame.columns or c == "accuracy ± se"]
 
@@ -177,16 +147,16 @@ def write_plots(out: Path, metrics: pd.DataFrame, diversity: pd.DataFrame, run_d
 
 def results_table(out: Path, metrics: pd.DataFrame, run_dirs: list[Path]) -> None:
     """The paper-style table and its paired comparisons, printed and written to `out`."""
-    long = tables.results(metrics)
+    long = results.results(metrics)
     outcomes = collect(run_dirs, OUTCOMES_FILE, required=False)
-    pairs = tables.comparisons(outcomes) if not outcomes.empty else pd.DataFrame()
-    wide = tables.wide(long).reset_index()
+    pairs = results.comparisons(outcomes) if not outcomes.empty else pd.DataFrame()
+    wide = results.wide(long).reset_index()
     print_table(
         wide.to_dict("records"), list(wide.columns), "results (accuracy ± se, n, generated tokens per question)"
     )
     if not pairs.empty:
         print_table(pairs.to_dict("records"), list(pairs.columns), "paired differences a - b (95% bootstrap CI)")
-    for path in tables.write(out, long, pairs):
+    for path in results.write(out, long, pairs):
         console().print(f"wrote {path}")
 
 
@@ -210,18 +180,7 @@ def main(argv: list[str]) -> int:
     is_flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
     debate = frame[~is_flow]
     if not debate.empty:
-        columns = [
-            "run",
-            "ft_method",
-            "n_agents",
-            "iteration",
-            "method",
-            "n",
-            "accuracy ± se",
-            "no_answer",
-            "consensus",
-        ]
-        print_table(debate.to_dict("records"), _present(debate, columns), "debate_ft report")
+        print_table(debate.to_dict("records"), _present(debate, REPORT_COLUMNS), "debate_ft report")
     if is_flow.any():
         flow = frame[is_flow]
         print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")

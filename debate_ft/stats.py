@@ -1,8 +1,10 @@
-"""Paired comparisons of two methods on the same questions: the difference in accuracy with a seeded paired
-bootstrap 95% confidence interval, and an exact McNemar p-value. Pure functions over 0/1 outcome vectors."""
+"""Statistics over outcome vectors: a mean with its standard error, and paired comparisons of two methods on the
+same questions (the difference in accuracy with a seeded paired bootstrap 95% confidence interval, and an exact
+McNemar p-value). Pure functions; they import no task, so tasks and metrics alike can use them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +12,18 @@ import numpy as np
 from scipy.stats import binomtest
 
 BOOTSTRAP_SAMPLES = 10_000
+
+
+def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and its standard error std/sqrt(n), with the sample std (ddof=1); NaN stderr for n < 2."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)
 
 
 @dataclass(frozen=True)

@@ -1,136 +1,78 @@
-"""The paper-style results table (`report --table`): one row per method in the order of Subramaniam et al.'s
-Table 1, one column per (dataset, iteration), each cell accuracy ± standard error with its n; and every
-comparison the table implies as a paired difference (bootstrap 95% CI, exact McNemar p) on the same questions.
+"""Every CSV a run writes (file name, key, columns) and the Rich printing of result rows.
 
-Iteration 0 holds the baselines (scored from the base society's test debate); iteration k >= 1 holds each
-fine-tuning method's society, scored by its debate. Runs with different agent counts get one row per count
-(Table 4), and transfer runs (`eval_dataset`) one row per training dataset.
+The stages write these tables and `report` reads them back, so both take names and columns from here; this
+module imports neither the stages nor matplotlib, so a stage that prints its rows does not pull in plotting.
+Files are in the run directory unless said otherwise; a key is the columns `runs.upsert_rows` replaces by.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
-from debate_ft.methods import FINE_TUNINGS, SCORINGS
-from debate_ft.seeds import derive_seed
-from debate_ft.stats import compare
+# metrics.csv: one row per scoring. Debate rows (evaluate, iterate) are keyed by METRIC_KEY; flow rows (flow
+# mode on MuSiQue) by FLOW_METRIC_KEY, and `report` tells them apart by their `stage` column.
+METRICS_FILE = "metrics.csv"
+METRIC_KEY = ["iteration", "split", "method"]
+FLOW_METRIC_KEY = ["split", "stage", "episodes"]
+# outcomes.csv: one row per (iteration, split, method, question): what paired statistics need
+OUTCOMES_FILE = "outcomes.csv"
+OUTCOME_KEY = [*METRIC_KEY, "question_id"]
+# diversity.csv: one row per (iteration, ft_method, split); iter<k>/kl.csv: one row per agent;
+# iter<k>/nll_matrix.csv: rows score (scorer i), columns are written (author j)
+DIVERSITY_FILE = "diversity.csv"
+DIVERSITY_KEY = ["iteration", "ft_method", "split"]
+KL_FILE = "kl.csv"
+NLL_FILE = "nll_matrix.csv"
+# compute.csv: one row per (iteration, stage, split, agent) with what it cost
+COMPUTE_FILE = "compute.csv"
+COMPUTE_KEY = ["iteration", "stage", "split", "agent"]
+COMPUTE_COUNTS = ["calls", "requests", "prompt_tokens", "generated_tokens", "seconds"]
 
-BASELINES = {s.name: s.label for s in SCORINGS.values() if s.label}
-FINE_TUNED = {m.name: m.label for m in FINE_TUNINGS.values()}
-ORDER = [*BASELINES.values(), *FINE_TUNED.values()]
-OURS = FINE_TUNED["multiagent_ft"]
-REFERENCES = (BASELINES["debate"], BASELINES["majority"])  # every row is compared with these, and with ours
+# `report` reads a table when it has one of these column sets (metrics.csv: debate rows or flow rows)
+REQUIRED_COLUMNS = {
+    METRICS_FILE: [("iteration", "method", "n", "accuracy", "stderr"), ("split", "stage", "episodes")],
+    DIVERSITY_FILE: [("iteration", "ft_method")],
+    OUTCOMES_FILE: [("iteration", "method", "question_id", "correct")],
+}
 
-
-def column(dataset: str, iteration: int) -> str:
-    return f"{dataset} it{iteration}"
-
-
-def _present(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame[column] if column in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="object")
-
-
-def labelled(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of metrics.csv or outcomes.csv (collected by `report`) with the table's `row` and `column`;
-    rows the table does not show (a fine-tuned society's base and majority scores) are dropped."""
-    frame = frame[frame["split"] == "test"].copy()
-    ft_method = _present(frame, "ft_method")
-    baseline = frame["iteration"] == 0
-    names = frame["method"].map(BASELINES).where(baseline, ft_method.map(FINE_TUNED).where(frame["method"] == "debate"))
-    frame["order"] = names.map({name: i for i, name in enumerate(ORDER)})
-    agents = _present(frame, "n_agents")
-    if agents.nunique() > 1:  # Table 4: agent counts side by side (Base is one agent whatever the society)
-        names = names.where(frame["method"] == "base", names + " (" + agents.astype(str) + " agents)")
-    trained_on = _present(frame, "trained_on")
-    names = names.where(trained_on.isna(), names + " [trained on " + trained_on.astype(str) + "]")
-    frame["row"] = names
-    frame["column"] = [column(d, k) for d, k in zip(frame["dataset"], frame["iteration"])]
-    frame = frame[frame["row"].notna()]
-    return frame.sort_values(["order", "row", "iteration"], kind="stable")
-
-
-def results(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Long table: one line per (row, column), the first run's where several runs measured the same cell."""
-    frame = labelled(metrics).drop_duplicates(["row", "column"])
-    frame = frame.assign(
-        tokens_per_question=frame["gen_tokens"] / frame["n"] if "gen_tokens" in frame else pd.NA,
-        seconds_debate=_present(frame, "seconds_debate"),
-    )
-    columns = ["row", "column", "dataset", "iteration", "n", "accuracy", "stderr", "tokens_per_question"]
-    return frame[[*columns, "seconds_debate", "run"]]
+# Printed tables: which columns, in which order. `accuracy ± se` is made from accuracy and stderr.
+EVALUATE_COLUMNS = ["iteration", "method", "agents", "rounds", "n", "accuracy ± se", "no_answer", "consensus"]
+REPORT_COLUMNS = [
+    "run", "ft_method", "n_agents", "iteration", "method", "n", "accuracy ± se", "no_answer", "consensus",
+]  # fmt: skip
+SOCIETY_COLUMNS = [
+    "run", "ft_method", "n_agents", "iteration", "n", "accuracy ± se", "dissimilarity", "consensus",
+    "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
+]  # fmt: skip
+COMPUTE_COLUMNS = ["run", "iteration", "stage", "split", *COMPUTE_COUNTS, "tokens_per_s"]
+FLOW_COLUMNS = [
+    "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
+    "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations", "seconds_update",
+]  # fmt: skip
 
 
-def wide(long: pd.DataFrame) -> pd.DataFrame:
-    """Rows x columns of 'accuracy ± se (n=..)' cells, blank where a method was not run."""
-    cells = long.assign(
-        cell=[
-            f"{a:.3f} ± {s:.3f} (n={n}" + ("" if pd.isna(t) else f", {t:.0f} tok/q") + ")"
-            for a, s, n, t in zip(long["accuracy"], long["stderr"], long["n"], long["tokens_per_question"])
-        ]
-    )
-    table = cells.pivot(index="row", columns="column", values="cell")
-    rows = list(dict.fromkeys(long["row"]))
-    columns = list(dict.fromkeys(long.sort_values(["dataset", "iteration"])["column"]))
-    return table.reindex(index=rows, columns=columns).fillna("").rename_axis(index="method", columns=None)
+def console() -> Console:
+    """Rich console; wide when writing to a file or pipe, where Rich would otherwise assume 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def comparisons(outcomes: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Every pair the table implies, on the questions both rows answered: each row vs Debate and vs Majority
-    (iteration 0 of the same dataset), and Multiagent FT vs every other row of its dataset."""
-    frame = labelled(outcomes)
-    first_run = frame.drop_duplicates(["row", "column"])[["row", "column", "run"]]
-    frame = frame.merge(first_run, on=["row", "column", "run"])
-    by_cell = frame.groupby(["row", "dataset", "iteration"])
-    vectors = {(row, d, int(k)): group.set_index("question_id")["correct"] for (row, d, k), group in by_cell}
-    lines, seen = [], set()
-    for cell, a in vectors.items():
-        row, dataset, _ = cell
-        rivals = {(ref, dataset, 0) for ref in REFERENCES}
-        if row.startswith(OURS):
-            rivals |= {key for key in vectors if key[0] != row and key[1] == dataset}
-        for rival in sorted(rivals - {cell}):
-            pair = frozenset({cell, rival})
-            if rival in vectors and pair not in seen and (line := _compare(a, vectors[rival], seed, cell, rival)):
-                seen.add(pair)
-                lines.append(line)
-    return pd.DataFrame(lines)
+def print_table(rows: list[dict], columns: list[str], title: str) -> None:
+    """Rows as a table; `accuracy ± se` is built from accuracy and stderr, floats get 3 decimals."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for row in rows:
+        cells = {**row, "accuracy ± se": f"{row['accuracy']:.3f} ± {row['stderr']:.3f}"} if "accuracy" in row else row
+        table.add_row(*(cell(cells.get(column)) for column in columns))
+    console().print(table)
 
 
-def _compare(a: pd.Series, b: pd.Series, seed: int, cell: tuple, rival: tuple) -> dict | None:
-    """Cells are (row, dataset, iteration); the pair is compared on the questions both answered."""
-    both = a.index.intersection(b.index)
-    if both.empty:
-        return None
-    (row, where), (rival_row, rival_where) = _named(cell), _named(rival)
-    result = compare(a[both].tolist(), b[both].tolist(), derive_seed(seed, row, where, rival_row, rival_where))
-    return {"a": f"{row} ({where})", "b": f"{rival_row} ({rival_where})", **vars(result)}
-
-
-def _named(cell: tuple) -> tuple[str, str]:
-    row, dataset, iteration = cell
-    return row, column(dataset, iteration)
-
-
-def markdown(frame: pd.DataFrame, index: bool = True) -> str:
-    """A GitHub Markdown table (pandas' to_markdown needs the tabulate package)."""
-    frame = frame.reset_index() if index else frame
-    cells = [[_text(value) for value in row] for row in frame.itertuples(index=False)]
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
-
-
-def _text(value) -> str:
+def cell(value) -> str:
+    """One printed cell: blank for a missing value, 3 decimals for a float."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def write(out: Path, long: pd.DataFrame, pairs: pd.DataFrame) -> list[Path]:
-    """results.md / results.csv (the table) and comparisons.md / comparisons.csv (paired statistics)."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "results.md", out / "results.csv", out / "comparisons.md", out / "comparisons.csv"]
-    written[0].write_text(markdown(wide(long)))
-    long.to_csv(written[1], index=False)
-    written[2].write_text(markdown(pairs, index=False) if not pairs.empty else "no paired comparisons\n")
-    pairs.to_csv(written[3], index=False)
-    return written

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from debate_ft.config import TrainConfig, report_targets
+from debate_ft.config import TrainConfig
 from debate_ft.errors import ModelError
 from debate_ft.models import HostedModel, with_system
 
@@ -92,7 +92,7 @@ def train_adapter(
             max_length=config.max_length,
             seed=seed,
             data_seed=seed,
-            report_to=report_targets(config.report_to),
+            report_to=[] if config.report_to == "none" else [config.report_to],  # the schema checked the package
             logging_strategy="epoch",
             save_strategy="no",
             use_cpu=not on_gpu,

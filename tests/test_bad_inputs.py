@@ -180,7 +180,7 @@ def _(tmp, tiny):
 
 @case("evaluate_bad_method")
 def _(tmp, tiny):
-    return ["evaluate", "+dataset=arithmetic", *FAKE, "method=best"], 2, ["method must be one of all"]
+    return ["evaluate", "+dataset=arithmetic", *FAKE, "method=best"], 2, ["method must be all, base"]
 
 
 @case("iterate_eval_method")

@@ -85,7 +85,7 @@ def test_debate_command_writes_a_transcript(tmp_path):
     "args, message",
     [
         (["evaluate", "backend=fake"], "add +dataset=<name>"),
-        (["evaluate", "+dataset=arithmetic", "backend=fake", "method=best"], "method must be one of all, base"),
+        (["evaluate", "+dataset=arithmetic", "backend=fake", "method=best"], "method must be all, base"),
         (["evaluate", "+dataset=nope"], "Available options in 'dataset'"),
         (["nonsense"], "unknown command"),
     ],

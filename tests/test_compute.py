@@ -4,9 +4,10 @@ import pandas as pd
 
 from debate_ft import report
 from debate_ft.backends import Completion, Request
-from debate_ft.compute import COMPUTE_FILE, Ledger, Metered
+from debate_ft.compute import Ledger, Metered
 from debate_ft.config import GenerationConfig
 from debate_ft.runs import read_records
+from debate_ft.tables import COMPUTE_FILE
 
 
 def test_iterate_accounts_for_every_stage(diversity_run):

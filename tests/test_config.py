@@ -1,13 +1,28 @@
 """Every config in conf/ composes and validates; bad values fail with a clear message."""
 
+import re
+import textwrap
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
-from debate_ft.cli import CONF_DIR
-from debate_ft.config import Config, load
+from debate_ft.cli import CONF_DIR, main
+from debate_ft.config import (
+    BackendConfig,
+    Config,
+    DatasetConfig,
+    DebateConfig,
+    FlowConfig,
+    TrainConfig,
+    choices,
+    load,
+)
 from debate_ft.errors import ConfigError
+from debate_ft.schema_help import listed
 
 
 def names(group: str) -> list[str]:
@@ -70,3 +85,81 @@ def test_unknown_key_is_rejected():
 
 def test_conf_dir_is_the_repository_conf():
     assert CONF_DIR == Path(__file__).resolve().parent.parent / "conf"
+
+
+def test_eval_dataset_is_added_with_the_package_syntax():
+    config = compose_config("+dataset=math", "+dataset@eval_dataset=gsm")
+    assert (config.dataset.name, config.eval_dataset.name) == ("math", "gsm")
+
+
+def test_hydra_refuses_plus_for_a_group_in_the_defaults_list(tmp_path):
+    """Why conf/config.yaml leaves dataset out of its defaults list: declared there (`dataset: null`, as
+    lightning-hydra-template declares experiment), `dataset=gsm` would work but the documented +dataset=gsm not."""
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "gsm.yaml").write_text("name: gsm\n")
+    (tmp_path / "config.yaml").write_text("defaults:\n  - dataset: null\n  - _self_\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        assert compose("config", overrides=["dataset=gsm"]).dataset.name == "gsm"
+        with pytest.raises(ConfigCompositionException, match="Multiple values for dataset"):
+            compose("config", overrides=["+dataset=gsm"])
+
+
+SIZES = ("train_size", "test_size")
+
+
+def test_sizes_default_to_the_papers_500_in_the_schema_and_the_readme():
+    assert {size: getattr(DatasetConfig(name="gsm"), size) for size in SIZES} == {"train_size": 500, "test_size": 500}
+    readme = (CONF_DIR.parent / "README.md").read_text()
+    assert "`dataset.train_size`, `dataset.test_size` | data location; questions per split (500 / 500)" in readme
+
+
+@pytest.mark.parametrize("dataset", names("dataset"))
+def test_dataset_files_leave_sizes_to_the_schema(dataset):
+    written = OmegaConf.load(CONF_DIR / "dataset" / f"{dataset}.yaml")
+    for size in SIZES:
+        schema_default = DatasetConfig.__dataclass_fields__[size].default
+        assert written.get(size, schema_default) == schema_default
+        assert getattr(compose_config(f"+dataset={dataset}").dataset, size) == schema_default
+
+
+SECTIONS = {"dataset": DatasetConfig(name="gsm"), "backend": BackendConfig(), "debate": DebateConfig(),
+            "train": TrainConfig(), "flow": FlowConfig()}  # fmt: skip
+CHOICES = [
+    (section, spec.name) for section, value in SECTIONS.items() for spec in fields(value) if spec.metadata["choices"]
+]
+
+
+@pytest.mark.parametrize("section, name", CHOICES, ids=[".".join(key) for key in CHOICES])
+def test_every_choice_is_checked_against_its_declaration(section, name):
+    value = SECTIONS[section]
+    allowed = choices(type(value), name)
+    bad = [allowed[0], "nope"] if isinstance(getattr(value, name), list) else "nope"
+    with pytest.raises(ConfigError, match=re.escape(f"{section}.{name}") + ".*" + re.escape(listed(allowed))):
+        replace(value, **{name: bad})
+
+
+def test_choices_cover_the_settings_with_a_fixed_set_of_values():
+    assert set(CHOICES) >= {("dataset", "name"), ("backend", "name"), ("backend", "dtype"), ("train", "report_to")}
+
+
+def test_report_to_needs_its_package(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="pip install wandb"):
+        TrainConfig(report_to="wandb")
+    assert TrainConfig(report_to="none").report_to == "none"
+
+
+def test_help_shows_every_key_with_its_default_and_choices(capsys):
+    with pytest.raises(SystemExit) as done:  # Hydra exits after printing its help
+        main(["iterate", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for section, value in vars(Config(dataset=DatasetConfig(name="gsm"))).items():
+        if section == "eval_dataset":
+            assert "eval_dataset: iterate: test every iteration's society" in out and "Same keys as dataset" in out
+            continue
+        for spec in fields(value) if is_dataclass(value) else []:
+            assert f"\n  {section}.{spec.name}=" in out
+            assert textwrap.shorten(spec.metadata["help"], 40, placeholder="") in " ".join(out.split())
+    assert "\n  dataset.train_size=500\n" in out and "\n  train.report_to=none (none|tensorboard|wandb|mlflow)\n" in out
+    assert "\n  seed=0\n" in out and "dataset: arithmetic, gsm, math, mmlu, musique" in out  # the group's files

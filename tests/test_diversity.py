@@ -11,7 +11,6 @@ from hand_records import record, turn
 
 from debate_ft.config import DatasetConfig, DiversityConfig, TrainConfig
 from debate_ft.diversity import (
-    DIVERSITY_FILE,
     Diversity,
     dissimilarity,
     likelihood_summary,
@@ -21,6 +20,7 @@ from debate_ft.diversity import (
     scored_turns,
 )
 from debate_ft.errors import ConfigError, ModelError
+from debate_ft.tables import DIVERSITY_FILE
 from debate_ft.tasks import get_task
 from debate_ft.train import lora_config, train_adapter
 from debate_ft.transcript import Record, conversation

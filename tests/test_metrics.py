@@ -1,17 +1,9 @@
-import math
-
 import pytest
 from hand_records import rounds
 
 from debate_ft.config import DatasetConfig
-from debate_ft.metrics import mean_stderr, outcomes, score
+from debate_ft.metrics import outcomes, score
 from debate_ft.tasks import get_task
-
-
-def test_mean_stderr_uses_sample_std():
-    mean, stderr = mean_stderr([1.0, 0.0, 1.0, 0.0])
-    assert mean == 0.5 and stderr == pytest.approx(math.sqrt((4 * 0.25 / 3) / 4))
-    assert math.isnan(mean_stderr([1.0])[1]) and math.isnan(mean_stderr([])[0])
 
 
 def test_score_keeps_unanswered_questions_in_the_denominator():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from debate_ft import report
-from debate_ft.diversity import DIVERSITY_FILE
+from debate_ft.tables import DIVERSITY_FILE
 
 PLOTS = ["accuracy.png", "diversity.png", "kl_per_agent.png", "nll_heatmap.png"]
 

@@ -1,8 +1,16 @@
-"""Paired statistics on hand-made outcome vectors whose answers are known in closed form."""
+"""Statistics on hand-made outcome vectors whose answers are known in closed form."""
+
+import math
 
 import pytest
 
-from debate_ft.stats import compare, mcnemar_exact, paired_bootstrap
+from debate_ft.stats import compare, mcnemar_exact, mean_stderr, paired_bootstrap
+
+
+def test_mean_stderr_uses_sample_std():
+    mean, stderr = mean_stderr([1.0, 0.0, 1.0, 0.0])
+    assert mean == 0.5 and stderr == pytest.approx(math.sqrt((4 * 0.25 / 3) / 4))
+    assert math.isnan(mean_stderr([1.0])[1]) and math.isnan(mean_stderr([])[0])
 
 
 def test_mcnemar_exact_is_the_two_sided_binomial_on_discordant_pairs():

@@ -1,87 +1,46 @@
-"""The paper-style table and its paired comparisons, on hand-made metrics and outcomes."""
+"""The shared tables module: stages print and name their CSVs without the report command (or matplotlib), and
+the tasks import no scoring module that imports tasks."""
 
-import pandas as pd
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from debate_ft import tables
 
-
-def metric(run, iteration, method, accuracy, ft_method="multiagent_ft", n=10, **extra):
-    return dict(
-        run=run, iteration=iteration, split="test", method=method, dataset="arithmetic", n=n, accuracy=accuracy,
-        stderr=0.1, gen_tokens=100 * n, ft_method=ft_method, n_agents=3, **extra,
-    )  # fmt: skip
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def outcomes(run, iteration, method, correct, ft_method="multiagent_ft"):
-    return [
-        dict(run=run, iteration=iteration, split="test", method=method, dataset="arithmetic", question_id=f"q{i}",
-             correct=c, ft_method=ft_method, n_agents=3)
-        for i, c in enumerate(correct)
-    ]  # fmt: skip
+def loaded_after(*modules: str) -> set[str]:
+    """Names in sys.modules after a fresh interpreter imports `modules` (fresh: this one has imported more)."""
+    code = f"import sys\nfor m in {list(modules)!r}: __import__(m)\nprint(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
 
 
-METRICS = pd.DataFrame(
-    [
-        metric("ours", 0, "base", 0.3),
-        metric("ours", 0, "majority", 0.4),
-        metric("ours", 0, "debate", 0.5),
-        metric("ours", 1, "base", 0.1),  # a fine-tuned society's base score is not a table row
-        metric("ours", 1, "debate", 0.8),
-        metric("single", 0, "debate", 0.5, "single_agent_ft"),  # same cell as ours: the first run's is kept
-        metric("single", 1, "debate", 0.6, "single_agent_ft"),
-    ]
+def test_stages_import_neither_report_nor_matplotlib():
+    loaded = loaded_after("debate_ft.evaluate", "debate_ft.iterate", "debate_ft.flow.run", "debate_ft.commands")
+    assert {"debate_ft.evaluate", "debate_ft.iterate", "debate_ft.flow.run"} <= loaded
+    assert not {"matplotlib", "debate_ft.report", "debate_ft.plots"} & loaded
+
+
+def test_report_is_where_plotting_comes_in():
+    assert {"matplotlib", "debate_ft.plots"} <= loaded_after("debate_ft.report")
+
+
+def test_tasks_do_not_import_metrics():
+    loaded = loaded_after("debate_ft.tasks", "debate_ft.tasks.musique")
+    assert "debate_ft.stats" in loaded and "debate_ft.metrics" not in loaded
+
+
+@pytest.mark.parametrize(
+    "value, text", [(None, ""), (float("nan"), ""), (0.12345, "0.123"), (3, "3"), ("gsm", "gsm"), (True, "True")]
 )
+def test_cells_are_blank_when_missing_and_floats_get_three_decimals(value, text):
+    assert tables.cell(value) == text
 
 
-def test_rows_follow_table_1_and_cells_carry_se_n_and_tokens():
-    long = tables.results(METRICS)
-    assert list(dict.fromkeys(long["row"])) == ["Base", "Majority", "Debate", "Single-agent FT", "Multiagent FT (ours)"]
-    wide = tables.wide(long)
-    assert list(wide.columns) == ["arithmetic it0", "arithmetic it1"]
-    assert wide.loc["Debate", "arithmetic it0"] == "0.500 ± 0.100 (n=10, 100 tok/q)"
-    assert wide.loc["Multiagent FT (ours)", "arithmetic it1"].startswith("0.800")
-    assert wide.loc["Base", "arithmetic it1"] == ""  # not measured, not invented
-    assert long[long["row"] == "Debate"]["run"].tolist() == ["ours"]
-
-
-def test_agent_counts_and_transfer_get_rows_of_their_own():
-    frame = pd.DataFrame(
-        [
-            metric("a3", 1, "debate", 0.5),
-            {**metric("a5", 1, "debate", 0.6), "n_agents": 5},
-            metric("t", 1, "debate", 0.4, trained_on="math"),
-            metric("a3", 0, "base", 0.2),
-            {**metric("a5", 0, "base", 0.2), "n_agents": 5},
-        ]
-    )
-    rows = list(dict.fromkeys(tables.results(frame)["row"]))
-    assert rows == [
-        "Base",
-        "Multiagent FT (ours) (3 agents)",
-        "Multiagent FT (ours) (3 agents) [trained on math]",
-        "Multiagent FT (ours) (5 agents)",
-    ]
-
-
-def test_comparisons_are_paired_on_the_same_questions():
-    debate = [1, 1, 0, 0, 0, 0, 0, 0, 1, 0]
-    ours = [1, 1, 1, 1, 1, 0, 0, 0, 1, 0]  # 3 more right, none lost
-    frame = pd.DataFrame(
-        outcomes("ours", 0, "debate", debate)
-        + outcomes("ours", 0, "majority", debate)
-        + outcomes("ours", 1, "debate", ours)
-        + outcomes("ours", 1, "majority", ours)  # not a table row: never compared
-    )
-    pairs = tables.comparisons(frame).set_index(["a", "b"])
-    line = pairs.loc[("Multiagent FT (ours) (arithmetic it1)", "Debate (arithmetic it0)")]
-    assert line["difference"] == pytest.approx(0.3) and (line["a_only"], line["b_only"]) == (3, 0)
-    # 3 of 10 discordant, all one way: p = 2 / 2^3, and the interval reaches 0 (resamples without them)
-    assert line["p_mcnemar"] == pytest.approx(0.25) and line["ci_low"] == 0 and line["ci_high"] >= 0.5
-    assert len(pairs) == 3  # ours vs debate, ours vs majority, majority vs debate (each pair once)
-    assert not any("majority" in a.lower() and "it1" in a for a, _ in pairs.index)
-
-
-def test_markdown_is_a_github_table():
-    text = tables.markdown(pd.DataFrame({"x": [0.5], "y": ["a"]}), index=False)
-    assert text.splitlines() == ["| x | y |", "| --- | --- |", "| 0.500 | a |"]
+def test_print_table_builds_accuracy_with_its_stderr(capsys):
+    tables.print_table([{"method": "debate", "accuracy": 0.5, "stderr": 0.25}], ["method", "accuracy ± se"], "t")
+    assert "0.500 ± 0.250" in capsys.readouterr().out

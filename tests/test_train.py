@@ -84,15 +84,3 @@ def test_training_is_reproducible(tiny_model_config, tmp_path):
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
-
-
-def test_report_to_needs_its_package(monkeypatch):
-    from debate_ft.errors import ConfigError
-    from debate_ft.train import report_targets
-
-    assert report_targets("none") == []
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match="pip install wandb"):
-        report_targets("wandb")
-    with pytest.raises(ConfigError, match="must be none, tensorboard"):
-        report_targets("comet")

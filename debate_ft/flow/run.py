@@ -21,10 +21,8 @@ from debate_ft.backends import Backend, make_backend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import Config
 from debate_ft.errors import ConfigError
-from debate_ft.evaluate import METRICS_FILE
 from debate_ft.flow.graph import Episode, Flow, active_nodes
 from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
-from debate_ft.report import FLOW_COLUMNS, console, print_table
 from debate_ft.runs import (
     append_records,
     atomic_path,
@@ -36,12 +34,11 @@ from debate_ft.runs import (
     write_records,
 )
 from debate_ft.seeds import derive_seed
+from debate_ft.tables import FLOW_COLUMNS, FLOW_METRIC_KEY, METRICS_FILE, console, print_table
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 
 log = logging.getLogger(__name__)
-
-METRIC_KEY = ["split", "stage", "episodes"]
 
 
 @dataclass
@@ -98,7 +95,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
             if progress.episode % settings.save_every == 0 or progress.episode == len(questions):
                 save_checkpoint(checkpoint, learner, progress)
                 row = progressive_row(task, progress, questions, learner)
-                upsert_rows(run_dir / METRICS_FILE, [row], METRIC_KEY)
+                upsert_rows(run_dir / METRICS_FILE, [row], FLOW_METRIC_KEY)
             bar.update(1)
     rows.append(progressive_row(task, progress, questions, learner))
     rows.append(evaluate(config, task, runner, run_dir, episodes=progress.episode))
@@ -199,5 +196,5 @@ def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episode
         **score(questions, [e.prediction() for e in done], task.full),
         "seconds_greedy": seconds / max(len(questions), 1),
     }
-    upsert_rows(run_dir / METRICS_FILE, [row], METRIC_KEY)
+    upsert_rows(run_dir / METRICS_FILE, [row], FLOW_METRIC_KEY)
     return row

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debate_ft.errors import DataError
-from debate_ft.metrics import mean_stderr
 from debate_ft.runs import read_jsonl, require, text_field
+from debate_ft.stats import mean_stderr
 from debate_ft.tasks.base import DATA_ROOT_ENV, Question, Task, jsonl_rows, local_source
 
 HUB_REPO = "voidful/MuSiQue"  # a hub mirror of the official release files (ans + full; train, dev, test)
