@@ -6,6 +6,7 @@ composed OmegaConf tree into these dataclasses, so a bad value fails once, early
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -112,7 +113,10 @@ class BackendConfig:
     device: str = _help("auto, cpu, cuda or cuda:N.", "auto")
     dtype: str = _help("auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16.", "auto")
     threads: Optional[int] = _help("torch CPU threads (None: one per core).")
-    fake_accuracy: float = _help("fake: chance that a fake agent answers an arithmetic question right.", 0.6)
+    script: Optional[str] = _help(
+        "fake: the replies' script, 'module:function' importable from here, function(messages, draw) -> text "
+        "(None: a hashed boxed number, one reply in ten with none; see debate_ft/backends/fake.py).",
+    )
     gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
     base_url: str = _help("openai: the server's API root, e.g. http://localhost:8000/v1.", "http://localhost:8000/v1")
     served_model: Optional[str] = _help(
@@ -133,7 +137,10 @@ class BackendConfig:
             f"backend.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})",
         )
         _check(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1 (got {self.threads})")
-        _check(0.0 <= self.fake_accuracy <= 1.0, "backend.fake_accuracy must be in [0, 1]")
+        _check(
+            self.script is None or re.fullmatch(r"[\w.]+:\w+", self.script) is not None,
+            f"backend.script must be 'module:function', e.g. mypackage.scripts:agents (got {self.script!r})",
+        )
         _check(self.concurrency >= 1, f"backend.concurrency must be >= 1 (got {self.concurrency})")
         _check(self.max_retries >= 0 and self.timeout_s > 0, "backend.max_retries must be >= 0, timeout_s > 0")
 

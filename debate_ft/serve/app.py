@@ -118,7 +118,7 @@ def society_reply(served: ServedSociety, messages: list[dict], sampling, seed: i
     record = served.debate(questions[-1], sampling, seed)
     turns = record["turns"]
     generated = sum(turn["tokens"] for turn in turns)
-    prompt_tokens = sum(len(served.backend.prompt_ids([{"role": "user", "content": t["prompt"]}])) for t in turns)
+    prompt_tokens = sum(served.backend.prompt_tokens([{"role": "user", "content": t["prompt"]}]) for t in turns)
     body = reply(SOCIETY_MODEL, record["answer"] or "", "stop", prompt_tokens, generated)
     body["debate"] = {"agents": served.society.size, "rounds": served.config.debate.rounds,
                       "iteration": served.iteration, **record}  # fmt: skip
