@@ -34,7 +34,7 @@ import torch
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import DatasetConfig, FlowConfig, GenerationConfig, ModelConfig, TrainConfig
-from debate_ft.models import host, save_tiny_model, set_threads
+from debate_ft.models import host, reply_ids, save_tiny_model, set_threads
 from debate_ft.tasks import get_task
 
 SIX = 6  # adapters mixed in the (b), (d) and (g) rows: 2N for N = 3 agents
@@ -160,11 +160,10 @@ class Bench:
         requests = self.requests(mixed)
 
         def run(seed: int) -> int:
-            before = self.backend.generated_tokens
             completions = self.backend.generate(requests, self.sampling, seed=seed)
             if mixed:
                 self.completions = [c.text for c in completions]
-            return self.backend.generated_tokens - before
+            return sum(c.tokens for c in completions)
 
         tokens, seconds = median_run(run, self.args.repeats)
         return tokens / seconds
@@ -173,10 +172,10 @@ class Bench:
         requests = self.requests(mixed=True)[: self.args.naive_rows]
 
         def run(seed: int) -> int:
-            before = self.backend.generated_tokens
-            for index, request in enumerate(requests):
-                self.backend.generate([request], self.sampling, seed=seed * 1000 + index)
-            return self.backend.generated_tokens - before
+            return sum(
+                self.backend.generate([request], self.sampling, seed=seed * 1000 + index)[0].tokens
+                for index, request in enumerate(requests)
+            )
 
         tokens, seconds = median_run(run, self.args.repeats)
         return tokens / seconds
@@ -184,8 +183,8 @@ class Bench:
     def scoring(self) -> float:
         requests = self.requests(mixed=True)
         completions = self.completions or ["7"] * len(requests)
-        tokens = sum(len(self.backend.prompt_ids(r.messages)) for r in requests)
-        tokens += sum(len(self.hosted.tokenizer(c, add_special_tokens=False)["input_ids"]) + 1 for c in completions)
+        tokens = sum(self.backend.prompt_tokens(r.messages) for r in requests)
+        tokens += sum(len(reply_ids(self.hosted.tokenizer, c)) for c in completions)
 
         def run(seed: int) -> int:
             self.backend.logprobs(requests, completions)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debate_ft.backends import Backend, Completion, Request
+from debate_ft.backends import Backend, Completion, Message, Request, Trainable
 from debate_ft.config import GenerationConfig
 from debate_ft.runs import atomic_path
 from debate_ft.tables import COMPUTE_COUNTS, COMPUTE_FILE, COMPUTE_KEY
@@ -90,19 +90,25 @@ class Ledger:
 
 
 class Metered:
-    """A backend that reports every call to a ledger; everything else passes through to `inner`."""
+    """A backend that reports every generate and logprobs call to a ledger; the rest passes through to `inner`."""
 
     def __init__(self, inner: Backend, ledger: Ledger):
         self.inner, self.ledger = inner, ledger
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        self.inner.load_adapter(name, path)
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        return self.inner.prompt_tokens(messages)
+
+    def trainable(self) -> Trainable | None:
+        """The engine's own (training reads and writes the model, it generates nothing to account for)."""
+        return self.inner.trainable()
 
     def _prompt_tokens(self, request: Request, completion: Completion | None = None) -> int | None:
         if completion is not None and completion.prompt_tokens is not None:
             return completion.prompt_tokens
-        prompt_ids = getattr(self.inner, "prompt_ids", None)
-        return len(prompt_ids(request.messages)) if prompt_ids else None
+        return self.inner.prompt_tokens(request.messages)
 
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
@@ -122,7 +128,3 @@ class Metered:
 
 def who(request: Request) -> str:
     return request.agent or request.adapter or "base"
-
-
-def unwrap(backend) -> Backend:
-    return getattr(backend, "inner", backend)

@@ -9,6 +9,7 @@ one-line message.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass, field, fields
 from typing import List, Optional
 
@@ -120,7 +121,10 @@ class BackendConfig:
         choices=("auto", "float32", "bfloat16", "float16"),
     )
     threads: Optional[int] = _help("torch CPU threads (None: one per core).")
-    fake_accuracy: float = _help("fake: chance that a fake agent answers an arithmetic question right.", 0.6)
+    script: Optional[str] = _help(
+        "fake: the replies' script, 'module:function' importable from here, function(messages, draw) -> text "
+        "(None: a hashed boxed number, one reply in ten with none; see debate_ft/backends/fake.py).",
+    )
     gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
     base_url: str = _help("openai: the server's API root, e.g. http://localhost:8000/v1.", "http://localhost:8000/v1")
     served_model: Optional[str] = _help(
@@ -137,7 +141,10 @@ class BackendConfig:
         _check(self.batch_size >= 1, f"backend.batch_size must be >= 1 (got {self.batch_size})")
         _check(self.score_memory_mib >= 1, f"backend.score_memory_mib must be >= 1 (got {self.score_memory_mib})")
         _check(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1 (got {self.threads})")
-        _check(0.0 <= self.fake_accuracy <= 1.0, "backend.fake_accuracy must be in [0, 1]")
+        _check(
+            self.script is None or re.fullmatch(r"[\w.]+:\w+", self.script) is not None,
+            f"backend.script must be 'module:function', e.g. mypackage.scripts:agents (got {self.script!r})",
+        )
         _check(self.concurrency >= 1, f"backend.concurrency must be >= 1 (got {self.concurrency})")
         _check(self.max_retries >= 0 and self.timeout_s > 0, "backend.max_retries must be >= 0, timeout_s > 0")
 

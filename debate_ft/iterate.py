@@ -24,8 +24,7 @@ from pathlib import Path
 import datasets
 
 from debate_ft.backends import make_backend
-from debate_ft.backends.hf import HFBackend
-from debate_ft.compute import Ledger, Metered, unwrap
+from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
 from debate_ft.debate import Society
 from debate_ft.diversity import Diversity
@@ -68,9 +67,11 @@ class Iterations:
 
     @property
     def trainer(self) -> HostedModel:
-        """The HF backend serves and trains one shared model; other engines get an HF copy to train."""
-        if isinstance(unwrap(self.backend), HFBackend):
-            return self.backend.hosted
+        """The model training updates: the engine's own where it serves what it trains (hf), else an HF copy
+        hosted once, whose adapters the engine then loads from disk."""
+        trainable = self.backend.trainable()
+        if trainable is not None:
+            return trainable.hosted
         if self._trainer is None:
             self._trainer = host(self.config.model, self.config.backend.device, self.config.backend.dtype)
         return self._trainer

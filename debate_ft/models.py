@@ -88,6 +88,21 @@ def with_system(messages, system_prompt: str | None) -> list[dict]:
     return messages
 
 
+def prompt_ids(tokenizer, messages, system_prompt: str | None) -> list[int]:
+    """The token ids a model reads before its reply to `messages`: the configured system message first (with_system),
+    rendered by the chat template with its generation prompt, tokenized without adding special tokens (the
+    template writes its own). Every engine that tokenizes locally builds its prompts here."""
+    text = tokenizer.apply_chat_template(
+        with_system(messages, system_prompt), tokenize=False, add_generation_prompt=True
+    )
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def reply_ids(tokenizer, text: str) -> list[int]:
+    """The token ids of a reply as it is scored after its prompt: its text and the end-of-sequence token."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
 def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,12 +1,14 @@
 """Shared fixtures: one tiny random Llama per session (SmolLM2's tokenizer and chat template), fresh
-backends on it per test, and a fake backend."""
+backends on it per test, and the fake engine playing arithmetic agents (fakes.py)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from fakes import AGENTS, arithmetic_agents
 
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.hf import HFBackend
@@ -14,6 +16,8 @@ from debate_ft.config import ModelConfig
 from debate_ft.models import host, save_tiny_model
 
 torch.set_num_threads(2)
+# the CLI in a subprocess finds the tests' fake scripts (backend.script=fakes:...) as this process does
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +39,7 @@ def tiny_backend(tiny_model_config) -> HFBackend:
 
 @pytest.fixture
 def fake_backend() -> FakeBackend:
-    return FakeBackend(accuracy=0.6)
+    return FakeBackend(arithmetic_agents)
 
 
 _MARKED_OUT: list = []
@@ -66,7 +70,7 @@ def diversity_run(tiny_model_dir, tmp_path_factory) -> Path:
 
     overrides = [
         "+dataset=arithmetic",
-        "backend=fake",
+        *AGENTS,
         "model=local",
         f"model.path={tiny_model_dir}",
         "iterations=1",

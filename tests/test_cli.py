@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
+from fakes import AGENTS
 
 
 def cli(*args, cwd=None):
@@ -18,7 +19,7 @@ def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
     args = [
         "evaluate",
         "+dataset=arithmetic",
-        "backend=fake",
+        *AGENTS,
         "dataset.test_size=12",
         f"run.root={tmp_path}",
         "run.name=r",
@@ -35,7 +36,7 @@ def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
 
 
 def test_self_consistency_votes_over_as_many_samples_as_the_debate_makes(tmp_path):
-    args = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=6", f"run.root={tmp_path}"]
+    args = ["evaluate", "+dataset=arithmetic", *AGENTS, "dataset.test_size=6", f"run.root={tmp_path}"]
     assert cli(*args, "run.name=sc", "method=self_consistency", "agents.n=3", "debate.rounds=2").returncode == 0
     assert cli(*args, "run.name=d", "agents.n=3", "debate.rounds=2").returncode == 0
     sc = pd.read_csv(tmp_path / "sc" / "metrics.csv").iloc[0]
@@ -52,7 +53,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     base = [
         "evaluate",
         "+dataset=arithmetic",
-        "backend=fake",
+        *AGENTS,
         "dataset.test_size=4",
         f"run.root={tmp_path}",
         "run.name=r",
@@ -66,7 +67,7 @@ def test_debate_command_writes_a_transcript(tmp_path):
     result = cli(
         "debate",
         "+dataset=arithmetic",
-        "backend=fake",
+        *AGENTS,
         "dataset.train_size=3",
         "debate.split=train",
         "agents.n=2",

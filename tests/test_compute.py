@@ -33,8 +33,8 @@ class Words:
     def generate(self, requests, sampling, seed, desc="generate"):
         return [Completion("a b c", 3) for _ in requests]
 
-    def prompt_ids(self, messages):
-        return messages[-1]["content"].split()
+    def prompt_tokens(self, messages):
+        return len(messages[-1]["content"].split())
 
 
 def test_a_resumed_stage_adds_up_and_a_finished_one_writes_nothing(tmp_path):

@@ -9,7 +9,7 @@ from peft import LoraConfig
 from debate_ft.backends import Request, decoding
 from debate_ft.backends.hf import BASE, HFBackend
 from debate_ft.config import GenerationConfig
-from debate_ft.models import host
+from debate_ft.models import host, prompt_ids
 
 ADAPTERS = ("a", "b", "c", "d")
 
@@ -46,7 +46,7 @@ def requests() -> list[Request]:
 
 def test_gathered_lora_logits_equal_peft_adapter_names(backend):
     reqs = requests()
-    rows = [backend.prompt_ids(r.messages) for r in reqs]
+    rows = [prompt_ids(backend.tokenizer, r.messages, None) for r in reqs]
     inputs = backend._pad(rows)
     names = [backend.hosted.internal_name(r.adapter) if r.adapter else BASE for r in reqs]
     with torch.inference_mode():
@@ -134,6 +134,6 @@ def test_backend_generate_greedy_equals_generate(backend):
     completions = backend.generate(reqs, greedy, seed=0)
     eos = backend.tokenizer.eos_token_id
     for request, completion in zip(reqs, completions):
-        tokens = reference_greedy(backend, backend.prompt_ids(request.messages), request.adapter, 10)
+        tokens = reference_greedy(backend, prompt_ids(backend.tokenizer, request.messages, None), request.adapter, 10)
         tokens = tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
         assert completion.text == backend.tokenizer.decode(tokens, skip_special_tokens=True).strip()

@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+from fakes import AGENTS
 from hydra import compose, initialize_config_dir
 from snapshots import snapshot
 
@@ -22,7 +23,7 @@ SMALL = ["dataset.train_size=8", "dataset.test_size=4", "train.epochs=1", "train
 def settings(tiny_model_dir, run_dir, *extra):
     return [
         "+dataset=arithmetic",
-        "backend=fake",
+        *AGENTS,
         "model=local",
         f"model.path={tiny_model_dir}",
         f"run.root={run_dir.parent}",

@@ -21,6 +21,7 @@ from pathlib import Path
 import kill_points
 import pandas as pd
 import pytest
+from fakes import AGENTS
 from musique_rows import row, write
 from snapshots import snapshot
 
@@ -81,7 +82,7 @@ def iterate_args(tiny_model_dir: Path, root: Path, name: str) -> list[str]:
     return [
         "iterate",
         "+dataset=arithmetic",
-        "backend=fake",
+        *AGENTS,
         "model=local",
         f"model.path={tiny_model_dir}",
         "iterations=1",
@@ -174,7 +175,7 @@ def test_flow_killed_at_every_point_resumes_to_identical_outputs(tiny_model_dir,
 
 
 def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
-    args = ["evaluate", "+dataset=arithmetic", "backend=fake", "dataset.test_size=4", "debate.chunk_size=2"]
+    args = ["evaluate", "+dataset=arithmetic", *AGENTS, "dataset.test_size=4", "debate.chunk_size=2"]
     args += [f"run.root={tmp_path}", "run.name=r"]
     command = [sys.executable, str(LAUNCHER), "append:*/iter0/test_3x2.jsonl:1:sigint", *args]
     victim = subprocess.run(command, capture_output=True, text=True, timeout=300)  # a real SIGINT mid-run

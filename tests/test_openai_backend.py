@@ -14,11 +14,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from debate_ft.backends import LogprobsUnsupported, Request
+from debate_ft.backends import Backend, LogprobsUnsupported, Request
 from debate_ft.backends.openai import OpenAIBackend
 from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig
 from debate_ft.debate import Debate, Society
 from debate_ft.diversity import measure
+from debate_ft.models import load_tokenizer, prompt_ids
 from debate_ft.tasks import get_task
 
 
@@ -69,6 +70,12 @@ def flaky_server():
 def backend(flaky_server, tiny_model_config, monkeypatch) -> OpenAIBackend:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     return OpenAIBackend(tiny_model_config, BackendConfig(name="openai", base_url=flaky_server[0], concurrency=4))
+
+
+def test_an_openai_engine_serves_only_and_counts_prompts_with_the_local_tokenizer(backend, tiny_model_config):
+    assert isinstance(backend, Backend) and backend.trainable() is None
+    messages = [{"role": "user", "content": "What is 2+3?"}]
+    assert backend.prompt_tokens(messages) == len(prompt_ids(load_tokenizer(tiny_model_config), messages, None))
 
 
 def test_429_and_503_are_retried_with_backoff(backend, flaky_server):

@@ -112,7 +112,7 @@ def test_generate_and_logprobs_match_the_hf_backend(server, tiny_model_config, m
     remote = backend.generate(REQUESTS, GREEDY, seed=0)
     expected = [local.generate([request], GREEDY, seed=0)[0] for request in REQUESTS]
     assert [(c.text, c.tokens) for c in remote] == [(c.text, c.tokens) for c in expected]
-    assert all(c.prompt_tokens == len(local.prompt_ids(r.messages)) for c, r in zip(remote, REQUESTS))
+    assert all(c.prompt_tokens == local.prompt_tokens(r.messages) for c, r in zip(remote, REQUESTS))
     completions = ["The answer is 7.", "10", "Yes, 8."]
     got, want = backend.logprobs(REQUESTS, completions), local.logprobs(REQUESTS, completions)
     assert [len(row) for row in got] == [len(row) for row in want]

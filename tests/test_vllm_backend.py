@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from debate_ft.backends import Request
+from debate_ft.backends import Backend, Request
 from debate_ft.config import BackendConfig, GenerationConfig
 from debate_ft.errors import ModelError
 
@@ -80,12 +80,19 @@ def test_requests_become_one_call_with_per_row_adapters_and_seeds(fake_vllm, tin
     assert prompts[0]["prompt_token_ids"] == backend.tokenizer(expected, add_special_tokens=False)["input_ids"]
 
 
+def test_a_vllm_engine_serves_only(fake_vllm, tiny_model_config):
+    from debate_ft.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(tiny_model_config, BackendConfig(name="vllm"))
+    assert isinstance(backend, Backend) and backend.trainable() is None
+
+
 def test_logprobs_read_the_completion_tokens(fake_vllm, tiny_model_config):
     from debate_ft.backends.vllm import VLLMBackend
 
     backend = VLLMBackend(tiny_model_config, BackendConfig(name="vllm"))
     request = Request([{"role": "user", "content": "hi"}])
     scores = backend.logprobs([request], ["Hello"])[0]
-    prompt_length = len(backend._prompt(request)["prompt_token_ids"])
+    prompt_length = backend.prompt_tokens(request.messages)
     answer_length = len(backend.tokenizer("Hello", add_special_tokens=False)["input_ids"]) + 1
     assert scores == [-i / 10 for i in range(prompt_length, prompt_length + answer_length)]

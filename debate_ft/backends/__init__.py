@@ -1,7 +1,9 @@
 """Generation backends: one small batched interface, several engines.
 
 A backend turns many conversations into completions in as few model calls as it can, each row under its own
-LoRA adapter (or the base model), and scores given completions with per-token log-probabilities.
+LoRA adapter (or the base model), scores given completions with per-token log-probabilities, and counts a
+prompt's tokens. An engine that serves the very model a trainer updates (hf) also hands that model out through
+`trainable()`; the others answer None, and `iterate` then trains an HF copy while `flow` refuses.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from debate_ft.models import HostedModel
 
 Message = dict[str, str]
 
@@ -35,6 +42,7 @@ class LogprobsUnsupported(ModelError):
     """The engine cannot score given completions (a server without prompt log-probabilities)."""
 
 
+@runtime_checkable
 class Backend(Protocol):
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
@@ -47,15 +55,32 @@ class Backend(Protocol):
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Serve the PEFT adapter saved at `path` under `name`, replacing any adapter of that name."""
 
-    def adapters(self) -> list[str]:
-        """Names of the adapters loaded now."""
+    def prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """How many tokens the model reads for this conversation before its reply (None: the engine cannot
+        tell), for compute accounting and the server's usage counts."""
+
+    def trainable(self) -> Trainable | None:
+        """The model trainers may update in place, shared with what this engine serves; None where the engine
+        only serves (a trainer then needs a model of its own)."""
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """An engine whose served model is the one trainers update: the flow's DPO learner adds, loads and saves
+    adapters on `hosted` and scores pairs through `completion_logprobs`, so generation sees every update."""
+
+    hosted: HostedModel
+
+    def completion_logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[torch.Tensor]:
+        """Per-token log-probabilities of each completion, as tensors: called with gradients enabled, they carry
+        gradients to the trainable adapters the rows name."""
 
 
 def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:
     if backend.name == "fake":
-        from debate_ft.backends.fake import FakeBackend
+        from debate_ft.backends.fake import FakeBackend, load_script
 
-        return FakeBackend(accuracy=backend.fake_accuracy)
+        return FakeBackend(load_script(backend.script))
     if backend.name == "openai":
         from debate_ft.backends.openai import OpenAIBackend
 

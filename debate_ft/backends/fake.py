@@ -1,27 +1,29 @@
-"""A deterministic stand-in for a language model, for fast tests of everything around generation.
+"""A deterministic scripted engine: fast tests and dry runs of everything around generation, no weights.
 
-Arithmetic questions are answered right with probability `accuracy`; in later debate rounds an agent adopts
-the most common answer it is shown half the time. Other questions get a boxed number from a small range, so
-votes sometimes agree. One reply in ten states no answer. Everything is a hash of (seed, adapter, messages),
-so outputs are reproducible and change when an adapter is (re)loaded.
+What it replies comes from a script, `script(messages, draw) -> text`, where `draw(label)` is a number in
+[0, 1) hashed from (seed, sample, adapter, messages, label): replies are reproducible, identical requests in one
+call are independent samples (as on a real model), and they change when an adapter is (re)loaded with other
+weights. The default script knows no task or prompt layout: a boxed small number, so votes sometimes agree, and
+one reply in ten with no answer. `backend.script=module:function` names another one (the tests' task-aware
+agents, for instance). Log-probabilities are hashed the same way; tokens are words.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
-import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
-from debate_ft.answers import last_number
-from debate_ft.backends import Completion, Request
+from debate_ft.backends import Completion, Message, Request
 from debate_ft.config import GenerationConfig
-from debate_ft.tasks.arithmetic import evaluate
+from debate_ft.errors import ConfigError
 
-_EXPRESSION = re.compile(r"result of (\d+(?:[-+*]\d+)*)\?")
-_SHOWN_ANSWER = re.compile(r"```(.*?)```", re.DOTALL)
+Draw = Callable[[str], float]
+Script = Callable[[Sequence[Message], Draw], str]
 
 
 def _unit(*parts) -> float:
@@ -30,28 +32,47 @@ def _unit(*parts) -> float:
     return int(digest[:12], 16) / 16**12
 
 
-def _arithmetic_value(expression: str) -> int:
-    numbers = tuple(int(n) for n in re.findall(r"\d+", expression))
-    return evaluate(numbers)
+def default_script(messages: Sequence[Message], draw: Draw) -> str:
+    """Any prompt: one reply in ten states no answer, the others a boxed number in 0..3."""
+    if draw("silent") < 0.1:
+        return "I am not sure how to solve this."
+    return f"Working through it, the answer is \\boxed{{{int(4 * draw('n'))}}}."
+
+
+def load_script(spec: str | None) -> Script:
+    """The script `module:function` names (None: the default script), with a one-line error if it is not there."""
+    if spec is None:
+        return default_script
+    module_name, _, name = spec.partition(":")
+    try:
+        script = getattr(importlib.import_module(module_name), name)
+    except ImportError as error:
+        raise ConfigError(
+            f"backend.script={spec}: cannot import {module_name!r} ({error}); is it on PYTHONPATH?"
+        ) from None
+    except AttributeError:
+        raise ConfigError(f"backend.script={spec}: module {module_name!r} has no {name!r}") from None
+    if not callable(script):
+        raise ConfigError(f"backend.script={spec}: {name!r} is not a function (messages, draw) -> text")
+    return script
 
 
 class FakeBackend:
-    def __init__(self, accuracy: float = 0.6):
-        self.accuracy = accuracy
+    def __init__(self, script: Script = default_script):
+        self.script = script
         self._adapters: dict[str, str] = {}
-        self.generated_tokens = 0
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Remember the adapter by the hash of its weights, so equal adapters give equal outputs."""
         weights = Path(path) / "adapter_model.safetensors"
         self._adapters[name] = hashlib.sha256(weights.read_bytes()).hexdigest()
 
-    def adapters(self) -> list[str]:
-        return list(self._adapters)
-
-    def prompt_ids(self, messages) -> list[str]:
+    def prompt_tokens(self, messages: Sequence[Message]) -> int:
         """The fake's tokens are words (its completions count them the same way)."""
-        return " ".join(message["content"] for message in messages).split()
+        return len(" ".join(message["content"] for message in messages).split())
+
+    def trainable(self) -> None:
+        return None
 
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
@@ -59,11 +80,10 @@ class FakeBackend:
         completions, seen = [], Counter()
         for request in requests:
             # identical requests (agents sharing a model) are independent samples, as on a real model
-            draw = seen[key := json.dumps(self._key(request))]
+            sample = seen[key := json.dumps(self._key(request))]
             seen[key] += 1
-            text = self._reply(request, [seed, draw])
+            text = self.script(request.messages, partial(_unit, [seed, sample, *self._key(request)]))
             completions.append(Completion(text=text, tokens=len(text.split()) + 1))
-        self.generated_tokens += sum(c.tokens for c in completions)
         return completions
 
     def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
@@ -75,20 +95,3 @@ class FakeBackend:
     def _key(self, request: Request) -> list:
         adapter = request.adapter and self._adapters.get(request.adapter, request.adapter)
         return [adapter, list(request.messages)]
-
-    def _reply(self, request: Request, seed: list) -> str:
-        key = [*seed, *self._key(request)]
-        last = request.messages[-1]["content"]
-        if last.startswith("Here are a list of opinions"):
-            return "Summary: the agents " + ("agree." if _unit(key, "s") < 0.5 else "disagree.")
-        if _unit(key, "silent") < 0.1:
-            return "I am not sure how to solve this."
-        found = _EXPRESSION.search(request.messages[0]["content"]) or _EXPRESSION.search(last)
-        shown = [n for block in _SHOWN_ANSWER.findall(last) if (n := last_number(block)) is not None]
-        if shown and _unit(key, "adopt") < 0.5:
-            return f"After reading the other solutions, the answer is {Counter(shown).most_common(1)[0][0]}."
-        if found:
-            right = _arithmetic_value(found.group(1))
-            value = right if _unit(key, "right") < self.accuracy else right + 1 + int(5 * _unit(key, "off"))
-            return f"{found.group(1)} = {value}. The answer is {value}."
-        return f"Working through it, the answer is \\boxed{{{int(4 * _unit(key, 'n'))}}}."

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from debate_ft.backends import Completion, Request
+from debate_ft.backends import Completion, Message, Request
 from debate_ft.backends.decoding import sample
 from debate_ft.backends.gathered import GatheredLoRA
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
-from debate_ft.models import HostedModel, host, set_threads, with_system
+from debate_ft.models import HostedModel, host, prompt_ids, reply_ids, set_threads
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 GQA_SWITCH = "TRANSFORMERS_SDPA_FORCE_GQA"
@@ -43,7 +43,6 @@ class HFBackend:
         self.batch_size = batch_size
         self.score_memory_mib = score_memory_mib
         self.system_prompt = system_prompt
-        self.generated_tokens = 0
         self._keeps_logits = "logits_to_keep" in inspect.signature(hosted.base.forward).parameters
         self._vocab = hosted.base.get_output_embeddings().weight.shape[0]
 
@@ -56,13 +55,15 @@ class HFBackend:
     def load_adapter(self, name: str, path: str | Path) -> None:
         self.hosted.load_adapter(name, path)
 
-    def adapters(self) -> list[str]:
-        return self.hosted.adapters()
+    def trainable(self) -> HFBackend:
+        """This engine serves the hosted model trainers update: generation sees every trained adapter at once."""
+        return self
 
-    def prompt_ids(self, messages) -> list[int]:
-        messages = with_system(messages, self.system_prompt)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+    def prompt_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self._prompt(messages))
+
+    def _prompt(self, messages: Sequence[Message]) -> list[int]:
+        return prompt_ids(self.tokenizer, messages, self.system_prompt)
 
     def _batches(self, rows: list[list[int]], desc: str, order: list[int] | None = None, fits=None):
         """Index batches of at most `batch_size` rows, consecutive in `order` (default: by length, so little
@@ -131,7 +132,7 @@ class HFBackend:
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
-        prompts = [self.prompt_ids(r.messages) for r in requests]
+        prompts = [self._prompt(r.messages) for r in requests]
         with (
             self._serving(requests) as call,
             tqdm(total=len(prompts), desc=desc, unit="row", leave=False, disable=not prompts) as bar,
@@ -155,9 +156,7 @@ class HFBackend:
                 device=self.hosted.device,
                 progress=bar.update,
             )
-        results = [self._completion(tokens) for tokens in rows]
-        self.generated_tokens += sum(c.tokens for c in results)
-        return results
+        return [self._completion(tokens) for tokens in rows]
 
     def _completion(self, tokens: list[int]) -> Completion:
         eos = self.tokenizer.eos_token_id
@@ -171,9 +170,8 @@ class HFBackend:
     def completion_logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[torch.Tensor]:
         """Per-token log-probabilities of each completion, as tensors: called with gradients enabled, they
         carry gradients to the trainable adapters the rows name (the flow's DPO learner)."""
-        eos = [self.tokenizer.eos_token_id]
-        prompts = [self.prompt_ids(r.messages) for r in requests]
-        answers = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
+        prompts = [self._prompt(r.messages) for r in requests]
+        answers = [reply_ids(self.tokenizer, c) for c in completions]
         rows = [p + a for p, a in zip(prompts, answers)]
         results: list[torch.Tensor | None] = [None] * len(rows)
         # rows of similar prompt length share a batch, so the kept logit positions are mostly completion ones
@@ -188,6 +186,17 @@ class HFBackend:
         finally:
             self.tokenizer.padding_side = "left"
         return results
+
+    @torch.inference_mode()
+    def token_logprobs(self, ids: list[int], adapter: str | None) -> list[float | None]:
+        """Log-probability of every token of `ids` given the ones before it (None for the first), under `adapter`
+        (None: the base model): raw ids, no chat template, as `serve` scores an echoed prompt."""
+        hosted = self.hosted
+        kwargs = {} if hosted.peft is None else {"adapter_names": [hosted.internal_name(adapter) if adapter else BASE]}
+        inputs = torch.tensor([ids], device=hosted.device)
+        logits = hosted.module(input_ids=inputs, **kwargs).logits[0, :-1].float()
+        values = torch.log_softmax(logits, dim=-1).gather(-1, inputs[0, 1:, None])[:, 0]
+        return [None, *values.tolist()]
 
     def _score_batch(self, call, prompts, rows, batch: list[int]) -> list[torch.Tensor]:
         inputs = self._pad([rows[i] for i in batch])

@@ -24,10 +24,10 @@ from pathlib import Path
 import openai
 from tqdm.auto import tqdm
 
-from debate_ft.backends import Completion, LogprobsUnsupported, Request
+from debate_ft.backends import Completion, LogprobsUnsupported, Message, Request
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
-from debate_ft.models import load_tokenizer, with_system
+from debate_ft.models import load_tokenizer, prompt_ids, reply_ids, with_system
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ class OpenAIBackend:
         self._check_served(self.base, "backend.served_model")
         self._adapters: dict[str, str] = {}  # adapter name -> served model name
         self._tokenizer = None
-        self.generated_tokens = 0
 
     def _call(self, request: Callable, model: str | None = None):
         """Run one API call; what a user can fix (URL, key, model name) becomes a one-line ModelError."""
@@ -98,8 +97,8 @@ class OpenAIBackend:
             )
         self._adapters[name] = served
 
-    def adapters(self) -> list[str]:
-        return list(self._adapters)
+    def trainable(self) -> None:
+        return None  # the server holds the model; `iterate` trains adapters on an HF copy for it to serve
 
     def _model(self, request: Request) -> str:
         return self._adapters.get(request.adapter, request.adapter) if request.adapter else self.base
@@ -131,9 +130,7 @@ class OpenAIBackend:
             tokens = usage.completion_tokens if usage else len(text.split()) + 1
             return Completion(text, tokens, usage.prompt_tokens if usage else None)
 
-        completions = self._parallel(one, list(enumerate(requests)), desc)
-        self.generated_tokens += sum(c.tokens for c in completions)
-        return completions
+        return self._parallel(one, list(enumerate(requests)), desc)
 
     def tokenizer(self):
         if self._tokenizer is None:
@@ -146,12 +143,13 @@ class OpenAIBackend:
                 ) from None
         return self._tokenizer
 
-    def prompt_ids(self, messages) -> list[int]:
-        tokenizer = self.tokenizer()
-        text = tokenizer.apply_chat_template(
-            with_system(messages, self.system_prompt), tokenize=False, add_generation_prompt=True
-        )
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    def prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """The prompt's tokens as the local tokenizer renders them; None without one (generation's usage counts
+        from the server are then all there is)."""
+        try:
+            return len(prompt_ids(self.tokenizer(), messages, self.system_prompt))
+        except LogprobsUnsupported:
+            return None
 
     def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
         """Per-token log-probabilities of completion + end-of-turn, as the server scores the echoed prompt."""
@@ -159,9 +157,8 @@ class OpenAIBackend:
 
         def one(item: tuple[Request, str]) -> list[float]:
             request, completion = item
-            ids = self.prompt_ids(request.messages)
-            answer = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            return self._echo_logprobs(self._model(request), ids + answer)[len(ids) :]
+            ids = prompt_ids(tokenizer, request.messages, self.system_prompt)
+            return self._echo_logprobs(self._model(request), ids + reply_ids(tokenizer, completion))[len(ids) :]
 
         return self._parallel(one, list(zip(requests, completions)), "score")
 

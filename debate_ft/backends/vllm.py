@@ -11,10 +11,10 @@ import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
-from debate_ft.backends import Completion, Request
+from debate_ft.backends import Completion, Message, Request
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
-from debate_ft.models import load_tokenizer, model_dir, with_system
+from debate_ft.models import load_tokenizer, model_dir, prompt_ids, reply_ids
 
 
 def _import_vllm():
@@ -43,18 +43,18 @@ class VLLMBackend:
         )
         self._adapters: dict[str, object] = {}
         self._ids = itertools.count(1)
-        self.generated_tokens = 0
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         self._adapters[name] = self._lora_request(name, next(self._ids), str(path))
 
-    def adapters(self) -> list[str]:
-        return list(self._adapters)
+    def trainable(self) -> None:
+        return None  # vLLM serves adapters from disk; `iterate` trains them on an HF copy
 
-    def _prompt(self, request: Request) -> dict:
-        messages = with_system(request.messages, self.system_prompt)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
+    def prompt_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self._prompt(messages))
+
+    def _prompt(self, messages: Sequence[Message]) -> list[int]:
+        return prompt_ids(self.tokenizer, messages, self.system_prompt)
 
     def _lora(self, request: Request):
         return self._adapters[request.adapter] if request.adapter else None
@@ -72,19 +72,19 @@ class VLLMBackend:
             for index in range(len(requests))
         ]
         outputs = self.llm.generate(
-            [self._prompt(r) for r in requests], params, lora_request=[self._lora(r) for r in requests], use_tqdm=True
+            [{"prompt_token_ids": self._prompt(r.messages)} for r in requests],
+            params,
+            lora_request=[self._lora(r) for r in requests],
+            use_tqdm=True,
         )
-        completions = [Completion(o.outputs[0].text.strip(), len(o.outputs[0].token_ids)) for o in outputs]
-        self.generated_tokens += sum(c.tokens for c in completions)
-        return completions
+        return [Completion(o.outputs[0].text.strip(), len(o.outputs[0].token_ids)) for o in outputs]
 
     def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
         """Prompt log-probabilities of prompt + completion + EOS, read back over the completion's tokens."""
         prompts, starts = [], []
         for request, completion in zip(requests, completions):
-            ids = self._prompt(request)["prompt_token_ids"]
-            answer = self.tokenizer(completion, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
-            prompts.append({"prompt_token_ids": ids + answer})
+            ids = self._prompt(request.messages)
+            prompts.append({"prompt_token_ids": ids + reply_ids(self.tokenizer, completion)})
             starts.append(len(ids))
         params = self._sampling_params(max_tokens=1, prompt_logprobs=0, temperature=0)
         outputs = self.llm.generate(prompts, params, lora_request=[self._lora(r) for r in requests], use_tqdm=False)

@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from debate_ft.backends import Request
-from debate_ft.backends.hf import HFBackend
+from debate_ft.backends import Request, Trainable
 from debate_ft.config import FlowConfig, TrainConfig
 from debate_ft.flow.graph import user
 from debate_ft.flow.rollouts import Pair
@@ -45,13 +44,13 @@ def reference(node: str) -> str:
 class Learner:
     def __init__(
         self,
-        backend: HFBackend,
+        engine: Trainable,
         nodes: Sequence[str],
         settings: FlowConfig,
         train: TrainConfig,
         checkpoint: Path | None = None,
     ):
-        self.backend, self.hosted, self.nodes, self.settings = backend, backend.hosted, list(nodes), settings
+        self.engine, self.hosted, self.nodes, self.settings = engine, engine.hosted, list(nodes), settings
         for node in self.nodes:
             if checkpoint is None:
                 self.hosted.add_adapter(node, lora_config(train))
@@ -95,7 +94,7 @@ class Learner:
     def summed_logprobs(self, pairs: Sequence[Pair], adapter) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed completion log-probs of chosen and rejected outputs, each row under adapter(node)."""
         requests = [Request(user(p.prompt), adapter(p.node)) for p in pairs] * 2
-        rows = self.backend.completion_logprobs(requests, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        rows = self.engine.completion_logprobs(requests, [p.chosen for p in pairs] + [p.rejected for p in pairs])
         sums = torch.stack([row.sum() for row in rows])
         return sums[: len(pairs)], sums[len(pairs) :]
 

@@ -18,7 +18,6 @@ import torch
 from tqdm.auto import tqdm
 
 from debate_ft.backends import Backend, make_backend
-from debate_ft.backends.hf import HFBackend
 from debate_ft.config import Config
 from debate_ft.errors import ConfigError
 from debate_ft.flow.graph import Episode, Flow, active_nodes
@@ -68,7 +67,8 @@ def flow(config: Config, run_dir: Path) -> None:
 def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> list[dict]:
     from debate_ft.flow.dpo import Learner
 
-    if not isinstance(backend, HFBackend):
+    trainable = backend.trainable()
+    if trainable is None:
         raise ConfigError(
             "flow training needs backend=hf (it trains LoRA adapters in-process); flow.train=false only evaluates"
         )
@@ -77,7 +77,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     resume = checkpoint.exists()
     nodes = active_nodes(settings, task.full)
     torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
-    learner = Learner(backend, nodes, settings, config.train, checkpoint if resume else None)
+    learner = Learner(trainable, nodes, settings, config.train, checkpoint if resume else None)
     progress = Progress(**read_json(checkpoint / "state.json")) if resume else Progress()
     if resume:
         log.info("resuming %s at training episode %d", run_dir, progress.episode)

@@ -117,7 +117,7 @@ def society_reply(served: ServedSociety, messages: list[dict], sampling, seed: i
         raise APIError(400, "the society debates the last user message; there is none")
     record = served.debate(questions[-1], sampling, seed)
     generated = sum(turn.tokens for turn in record.turns)
-    prompt_tokens = sum(len(served.backend.prompt_ids([{"role": "user", "content": t.prompt}])) for t in record.turns)
+    prompt_tokens = sum(served.backend.prompt_tokens([{"role": "user", "content": t.prompt}]) for t in record.turns)
     body = reply(SOCIETY_MODEL, record.answer or "", "stop", prompt_tokens, generated)
     unasked = ("id", "gold", "correct")  # a request has no gold answer
     line = {key: value for key, value in record.to_dict().items() if key not in unasked}

@@ -11,10 +11,8 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from debate_ft.backends import Completion, Request
-from debate_ft.backends.hf import BASE, HFBackend
+from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
 from debate_ft.config import Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
@@ -54,7 +52,7 @@ def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
 @dataclass
 class ServedSociety:
     config: Config
-    backend: HFBackend
+    backend: HFBackend  # in-process hf: the server also scores raw token ids (token_logprobs)
     task: Task
     society: Society
     iteration: int
@@ -96,7 +94,7 @@ class ServedSociety:
         request = Request(messages, self.adapter(model))
         with self.lock:
             completion = self.backend.generate([request], sampling, seed, desc="serve")[0]
-        return completion, len(self.backend.prompt_ids(messages))
+        return completion, self.backend.prompt_tokens(messages)
 
     def debate(self, question: str, sampling: GenerationConfig, seed: int) -> Record:
         """The society's debate on one question, as a transcript line holds it (its gold is empty)."""
@@ -105,13 +103,7 @@ class ServedSociety:
         with self.lock:
             return debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
 
-    @torch.inference_mode()
     def score(self, model: str, ids: list[int]) -> list[float | None]:
         """Log-probability of every token of `ids` given the ones before it (None for the first)."""
-        hosted, adapter = self.backend.hosted, self.adapter(model)
-        kwargs = {} if hosted.peft is None else {"adapter_names": [hosted.internal_name(adapter) if adapter else BASE]}
-        inputs = torch.tensor([ids], device=hosted.device)
         with self.lock:
-            logits = hosted.module(input_ids=inputs, **kwargs).logits[0, :-1].float()
-        values = torch.log_softmax(logits, dim=-1).gather(-1, inputs[0, 1:, None])[:, 0]
-        return [None, *values.tolist()]
+            return self.backend.token_logprobs(ids, self.adapter(model))
