@@ -1,23 +1,41 @@
-"""Shared fixtures: one tiny random Llama per session (SmolLM2's tokenizer and chat template), fresh
-backends on it per test, and the fake engine playing arithmetic agents (fakes.py)."""
+"""Shared fixtures and helpers: one tiny random Llama per session (SmolLM2's tokenizer and chat template),
+fresh backends on it per test, the fake engine playing arithmetic agents (fakes.py), the CLI in a subprocess
+(`cli`) and a config composed as the CLI composes it (`compose_config`)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from fakes import AGENTS, arithmetic_agents
+from hydra import compose, initialize_config_dir
 
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.hf import HFBackend
-from debate_ft.config import ModelConfig
+from debate_ft.cli import CONF_DIR
+from debate_ft.config import Config, ModelConfig, load
 from debate_ft.models import host, save_tiny_model
+
+CLI = [sys.executable, "-m", "debate_ft"]
 
 torch.set_num_threads(2)
 # the CLI in a subprocess finds the tests' fake scripts (backend.script=fakes:...) as this process does
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+
+
+def cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m debate_ft ARGS` as a user's shell runs it, its output captured as text."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def compose_config(*overrides: str) -> Config:
+    """The validated config `python -m debate_ft <command> OVERRIDES` runs with."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return load(compose("config", overrides=list(overrides)))
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +79,7 @@ def pytest_terminal_summary(terminalreporter):
 def diversity_run(tiny_model_dir, tmp_path_factory) -> Path:
     """One finished 1-iteration `iterate` run (fake debates, tiny-model LoRA training) with its diversity
     metrics, shared by the report and notebook tests."""
-    from hydra import compose, initialize_config_dir
-
-    from debate_ft.cli import CONF_DIR
-    from debate_ft.config import load, to_dict
+    from debate_ft.config import to_dict
     from debate_ft.iterate import iterate
     from debate_ft.runs import prepare_run_dir
 
@@ -80,8 +95,7 @@ def diversity_run(tiny_model_dir, tmp_path_factory) -> Path:
         "train.batch_size=4",
         "agents.n=2",
     ]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        config = load(compose("config", overrides=overrides))
+    config = compose_config(*overrides)
     run_dir = tmp_path_factory.mktemp("runs") / "multiagent"
     prepare_run_dir(run_dir, to_dict(config))
     iterate(config, run_dir)

@@ -1,18 +1,11 @@
 """The CLI end to end on the fake backend, in subprocesses like a user's shell."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
+from conftest import cli
 from fakes import AGENTS
-
-
-def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "debate_ft", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):

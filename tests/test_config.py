@@ -6,6 +6,7 @@ from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 import pytest
+from conftest import compose_config
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -19,7 +20,6 @@ from debate_ft.config import (
     FlowConfig,
     TrainConfig,
     choices,
-    load,
 )
 from debate_ft.errors import ConfigError
 from debate_ft.schema_help import listed
@@ -27,11 +27,6 @@ from debate_ft.schema_help import listed
 
 def names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-def compose_config(*overrides: str) -> Config:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return load(compose("config", overrides=list(overrides)))
 
 
 @pytest.mark.parametrize("dataset", names("dataset"))

@@ -1,10 +1,8 @@
 """The flow command on the tiny random Llama: online training, checkpoints, resume, evaluating a saved flow."""
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
+from conftest import cli
 from musique_rows import row, write
 
 import debate_ft.flow.run as flow_run
@@ -101,10 +99,6 @@ def test_report_shows_flow_rows(unbroken, capsys):
     out = capsys.readouterr().out
     assert "debate_ft flow report" in out and "answer_f1" in out and "pairs_used" in out
     assert "accuracy" not in out  # no empty debate table
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "debate_ft", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_runs_flow_evaluation_on_the_fake_backend_and_refuses_mismatches(data_path, tmp_path):

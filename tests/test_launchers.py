@@ -1,20 +1,19 @@
 """Sweeps through Hydra launcher plugins: submitit's local executor runs each job in its own process, as on a
 SLURM cluster (hydra/launcher=submitit_slurm), and `report` collects the jobs' folders."""
 
-import subprocess
-import sys
+from conftest import cli
 
 
 def test_a_two_job_sweep_through_submitit_local_is_collected_by_report(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["evaluate", "-m", "+dataset=arithmetic", "backend=fake", "dataset.test_size=4", "agents.n=1,2",
             "hydra/launcher=submitit_local", f"run.root={tmp_path}", "run.name=sweep"]  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "debate_ft", *args], capture_output=True, text=True, timeout=600)
+    run = cli(*args, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "Submitit 'local' sweep output dir" in run.stdout + run.stderr
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # each job ran as a submitit job
-    report = subprocess.run([sys.executable, "-m", "debate_ft", "report", str(sweep)], capture_output=True, text=True)
+    report = cli("report", str(sweep))
     assert report.returncode == 0, report.stderr
     accuracy = report.stdout.split("compute per stage")[0]
     rows = [line for line in accuracy.splitlines() if line.startswith("│ sweep/")]

@@ -7,13 +7,13 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import httpx2 as httpx
 import openai
 import pandas as pd
 import pytest
+from conftest import CLI, cli
 
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
@@ -51,7 +51,7 @@ def serving(run_dir, *args):
     """`python -m debate_ft serve RUN` on a free loopback port, requiring the key `secret`; stopped on exit."""
     port = free_port()
     env = {**os.environ, KEY_ENV: "secret"}
-    command = [sys.executable, "-m", "debate_ft", "serve", str(run_dir), "--port", str(port), "--device", "cpu",
+    command = [*CLI, "serve", str(run_dir), "--port", str(port), "--device", "cpu",
                "--api-key-env", KEY_ENV, *args]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -155,8 +155,7 @@ def test_wrong_url_is_one_line(tiny_model_config, monkeypatch):
 
 
 def test_the_matching_vllm_command_names_every_adapter(diversity_run, tiny_model_dir):
-    command = subprocess.run([sys.executable, "-m", "debate_ft", "serve", str(diversity_run), "--vllm-command"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    command = cli("serve", str(diversity_run), "--vllm-command", check=True).stdout.strip()
     adapters = diversity_run / "iter1" / "adapters"
     assert command == (
         f"vllm serve {tiny_model_dir} --served-model-name base --enable-lora --max-lora-rank 8 --lora-modules "
@@ -174,8 +173,7 @@ def test_iterate_runs_through_the_server(diversity_run, tiny_model_dir, tmp_path
             "dataset.train_size=4", "dataset.test_size=2", "train.epochs=1", "generation.max_new_tokens=8",
             "diversity.questions=1"]  # fmt: skip
     with serving(diversity_run, "--iteration", "0") as url:  # the same tiny base model, no adapters
-        done = subprocess.run([sys.executable, "-m", "debate_ft", *args, f"backend.base_url={url}"],
-                              env={**os.environ, KEY_ENV: "secret"}, capture_output=True, text=True)  # fmt: skip
+        done = cli(*args, f"backend.base_url={url}", env={**os.environ, KEY_ENV: "secret"}, timeout=600)
     assert done.returncode == 0, done.stderr
     assert sorted(set(pd.read_csv(run / "metrics.csv")["iteration"])) == [0, 1]
     diversity = pd.read_csv(run / "diversity.csv")

@@ -2,11 +2,10 @@
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 
 from debate_ft.backends import make_backend
-from debate_ft.cli import CONF_DIR
-from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig, load
+from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig
 from debate_ft.debate import Debate, Society
 from debate_ft.iterate import iterate
 from debate_ft.metrics import score
@@ -23,7 +22,8 @@ def test_two_question_debate_on_the_embedded_model(tmp_path):
     assert len(records) == 2 and all(len(r.turns) == 4 for r in records)
     assert all(t.response and t.tokens > 0 for r in records for t in r.turns)
     result = score(records, task, "debate")
-    assert result["n"] == 2 and 0 <= result["accuracy"] <= 1
+    assert all(t.answer == task.extract_answer(t.response) for r in records for t in r.turns)
+    assert result["n"] == 2 and result["accuracy"] == sum(r.correct for r in records) / 2
 
 
 def test_one_iteration_on_the_embedded_model(tmp_path):
@@ -31,9 +31,7 @@ def test_one_iteration_on_the_embedded_model(tmp_path):
         "+experiment=demo", "dataset.train_size=6", "dataset.test_size=3", "agents.n=2", "iterations=1",
         "generation.max_new_tokens=32", "train.epochs=1", "backend.threads=2", f"run.root={tmp_path}", "run.name=r",
     ]  # fmt: skip
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        config = load(compose("config", overrides=overrides))
-    iterate(config, tmp_path / "r")
+    iterate(compose_config(*overrides), tmp_path / "r")
     metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
     assert list(metrics["iteration"]) == [0, 0, 0, 1, 1, 1] and set(metrics["n"]) == {3}
     assert (tmp_path / "r" / "iter1" / "data" / "sizes.json").exists()
