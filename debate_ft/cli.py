@@ -66,6 +66,7 @@ def _hydra_run(command: str, argv: list[str]) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from debate_ft.commands import check_settings
     from debate_ft.config import load, to_dict
     from debate_ft.runs import prepare_run_dir
 
@@ -74,6 +75,7 @@ def _hydra_run(command: str, argv: list[str]) -> None:
         _State.run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             config = load(cfg)
+            check_settings(command, config)
             prepare_run_dir(_State.run_dir, to_dict(config))
             _commands()[command](config, _State.run_dir)
         except Exception as error:

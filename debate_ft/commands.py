@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-
 from debate_ft.backends import make_backend
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
@@ -13,28 +11,33 @@ from debate_ft.debate import Society
 from debate_ft.errors import ConfigError
 from debate_ft.evaluate import evaluate as evaluate_test
 from debate_ft.evaluate import print_rows, run_debate
-from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING
+from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, SCORINGS
 from debate_ft.metrics import score
+from debate_ft.tables import console
 from debate_ft.tasks import get_task
 
 
-def _base_society_only(config: Config, command: str) -> None:
-    """debate and evaluate debate the base model: settings of iterate's are refused rather than ignored."""
-    if config.eval_dataset is not None:
+def check_settings(command: str, config: Config) -> None:
+    """Refuse, before the run directory is touched, a setting that `command` does not read: a non-default
+    method= (evaluate's), ft_method= or eval_dataset (iterate's) elsewhere would be silently ignored."""
+    if command != "iterate" and config.eval_dataset is not None:
         raise ConfigError(f"eval_dataset is for iterate (transfer); `{command}` tests +dataset=<name> itself")
-    if config.ft_method != DEFAULT_FINE_TUNING:
+    if command != "iterate" and config.ft_method != DEFAULT_FINE_TUNING:
+        does = "trains its nodes with online DPO" if command == "flow" else "debates the base model"
+        raise ConfigError(f"ft_method is for iterate: `{command}` {does} (got ft_method={config.ft_method})")
+    if command != "evaluate" and config.method != DEFAULT_SCORING:
         raise ConfigError(
-            f"ft_method is for iterate: `{command}` debates the base model (got ft_method={config.ft_method})"
+            {
+                "debate": f"debate takes no method= (got {config.method!r}): it always writes the full debate; "
+                "`evaluate method=...` scores one method",
+                "iterate": f"method={config.method} is evaluate's setting: iterate scores "
+                f"{', '.join(SCORINGS[DEFAULT_SCORING].writes)} every iteration",
+                "flow": f"method={config.method} is evaluate's setting: flow scores answers by EM and F1",
+            }[command]
         )
 
 
 def debate(config: Config, run_dir: Path) -> None:
-    _base_society_only(config, "debate")
-    if config.method != DEFAULT_SCORING:
-        raise ConfigError(
-            f"debate takes no method= (got {config.method!r}): it always writes the full debate; "
-            "`evaluate method=...` scores one method"
-        )
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
     backend = Metered(make_backend(config.backend, config.model), ledger)
@@ -42,14 +45,13 @@ def debate(config: Config, run_dir: Path) -> None:
     with ledger.stage(0, "debate", split):
         records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
     result = score(records, task, "debate")
-    Console().print(
+    console().print(
         f"{len(records)} {split} questions debated -> {run_dir}/iter0; debate accuracy "
         f"{result['accuracy']:.3f} ± {result['stderr']:.3f} (n={result['n']}, no answer: {result['no_answer']})"
     )
 
 
 def evaluate(config: Config, run_dir: Path) -> None:
-    _base_society_only(config, "evaluate")
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
     backend = Metered(make_backend(config.backend, config.model), ledger)

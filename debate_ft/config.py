@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from debate_ft.errors import ConfigError
-from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, FINE_TUNINGS, SCORINGS, split_legacy_method
+from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, FINE_TUNINGS, SCORINGS
 from debate_ft.schema_help import help_node, listed
 
 
@@ -338,10 +338,14 @@ class Config:
     flow: FlowConfig = _help("Flow mode (MuSiQue): nodes, deviations, online DPO.", factory=FlowConfig)
     diversity: DiversityConfig = _help("Diversity, KL and NLL of each iteration's society.", factory=DiversityConfig)
     method: str = _help(
-        "evaluate: how the test split is scored (methods.py).", DEFAULT_SCORING, choices=tuple(SCORINGS)
+        "evaluate: how the test split is scored. " + "; ".join(f"{s.name}: {s.help}" for s in SCORINGS.values()),
+        DEFAULT_SCORING,
+        choices=tuple(SCORINGS),
     )
     ft_method: str = _help(
-        "iterate: the fine-tuning method (methods.py).", DEFAULT_FINE_TUNING, choices=tuple(FINE_TUNINGS)
+        "iterate: the fine-tuning method. " + "; ".join(f"{m.name}: {m.help}" for m in FINE_TUNINGS.values()),
+        DEFAULT_FINE_TUNING,
+        choices=tuple(FINE_TUNINGS),
     )
     iterations: int = _help("Fine-tuning iterations K for `iterate`.", 2)
     seed: int = _help("Seed for data sampling, generation and training.", 0)
@@ -374,12 +378,13 @@ def to_dict(config) -> dict:
 
 
 def saved_config(run_dir) -> Config:
-    """A run directory's config.yaml as typed dataclasses (keys added since it was saved take their defaults, and
-    an old run's `method` is split into method and ft_method)."""
+    """A run directory's config.yaml as typed dataclasses, in today's keys (runs.load_saved_config); keys added
+    since it was saved take their defaults."""
     from pathlib import Path
+
+    from debate_ft.runs import load_saved_config  # pandas: only the commands that read a run need it
 
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    saved = split_legacy_method(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), saved))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), load_saved_config(path)))

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from debate_ft.backends import Backend, LogprobsUnsupported, Message, Request
 from debate_ft.config import DiversityConfig
 from debate_ft.errors import ModelError
 from debate_ft.metrics import score
 from debate_ft.runs import upsert_rows, write_text
-from debate_ft.tables import DIVERSITY_FILE, DIVERSITY_KEY, KL_FILE, NLL_FILE
+from debate_ft.tables import DIVERSITY_FILE, DIVERSITY_KEY, KL_FILE, NLL_FILE, console
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record, conversation, last_round
 
@@ -207,7 +206,7 @@ def measure(
         agents = len(last_round(records[0].turns))
         kl = pd.DataFrame({"agent": range(agents), "kl_token": math.nan, "kl_response": math.nan})
         matrix, skipped = np.full((agents, agents), math.nan), {"likelihood_skipped": str(error)}
-        Console().print(f"diversity: skipped {', '.join(LIKELIHOOD_METRICS)}: {error}")
+        console().print(f"diversity: skipped {', '.join(LIKELIHOOD_METRICS)}: {error}")
     row = {
         "agents": len(matrix),
         "n": len(records),
@@ -255,7 +254,7 @@ class Diversity:
         write_text(folder / NLL_FILE, matrix_frame(matrix).to_csv())
         row = {"iteration": iteration, "split": "test", "ft_method": self.ft_method, **row}
         upsert_rows(self.run_dir / DIVERSITY_FILE, [row], DIVERSITY_KEY)  # last: the step's done-marker
-        Console().print(
+        console().print(
             f"iteration {iteration} diversity: dissimilarity {row['dissimilarity']:.3f}, consensus "
             f"{row['consensus']:.3f}, KL/token {row['kl_token']:.4f}, NLL self {row['nll_self']:.3f} "
             f"cross {row['nll_cross']:.3f} ({row['n_scored']} of {row['n']} questions scored)"

@@ -28,10 +28,9 @@ from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
 from debate_ft.debate import Society
 from debate_ft.diversity import Diversity
-from debate_ft.errors import ConfigError
 from debate_ft.evaluate import evaluate, print_rows, run_debate
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
-from debate_ft.methods import DEFAULT_SCORING, FINE_TUNINGS, GOLD_RATIONALES, SCORINGS, FineTuning
+from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning
 from debate_ft.models import HostedModel, host
 from debate_ft.seeds import derive_seed
 from debate_ft.sft_data import load_sets, save_sets
@@ -39,17 +38,14 @@ from debate_ft.star import star_examples, star_sets
 from debate_ft.tables import console, print_table
 from debate_ft.tasks import get_task
 from debate_ft.train import train_adapter
+from debate_ft.transcript import Record
 
 log = logging.getLogger(__name__)
 
 
 def iterate(config: Config, run_dir: Path) -> None:
-    if config.method != DEFAULT_SCORING:
-        scorings = ", ".join(SCORINGS[DEFAULT_SCORING].writes)
-        raise ConfigError(f"method={config.method} is evaluate's setting: iterate scores {scorings} every iteration")
     method = FINE_TUNINGS[config.ft_method]
-    if method.summarize is not None:
-        config = replace(config, debate=replace(config.debate, summarize=method.summarize))
+    config = replace(config, debate=replace(config.debate, summarize=method.summarizes(config.debate.summarize)))
     Iterations(config, run_dir, method).run()
 
 
@@ -113,7 +109,7 @@ class Iterations:
         show_sizes(k, sizes, plan)
         return plan, sizes
 
-    def majority(self, k: int, records: list[dict]) -> list[AgentSets]:
+    def majority(self, k: int, records: list[Record]) -> list[AgentSets]:
         """Every agent's generator and critic sets, labelled by the debate's majority."""
         config = self.config
         data = split_by_agent(records, self.task, config.agents.n)
@@ -121,7 +117,7 @@ class Iterations:
             data, config.train.critic_mix, config.train.critic_size, derive_seed(config.seed, k, "labels")
         )
 
-    def rationales(self, k: int, records: list[dict]) -> list[AgentSets]:
+    def rationales(self, k: int, records: list[Record]) -> list[AgentSets]:
         """STaR's one set: agent 0's rationales that reach the gold answer, and its rationalized misses."""
         task, seed = self.task, derive_seed(self.config.seed, k, "star")
         with self.ledger.stage(k, "rationalize", "train"):

@@ -82,6 +82,10 @@ class FineTuning:
     summarize: bool | None = None  # forces debate.summarize (None: the config's)
     labels: Labelling = DEBATE_MAJORITY
 
+    def summarizes(self, configured: bool) -> bool:
+        """Whether its critics read a summary of the other answers, given the config's debate.summarize."""
+        return configured if self.summarize is None else self.summarize
+
     def society(self, agents: int, trained: Collection[str]) -> Society:
         """Who speaks once the adapters named in `trained` exist; an agent without its adapter is the base model."""
         from debate_ft.debate import Society  # debate imports config, which imports this module

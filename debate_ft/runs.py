@@ -313,6 +313,12 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
     recover(run_dir)
     saved_path = run_dir / "config.yaml"
     if saved_path.exists():
+        saved_backend = read_saved_config(saved_path).get("backend") or {}
+        if saved_backend.get("name") == "fake" and "fake_accuracy" in saved_backend:
+            raise ConfigError(
+                f"{run_dir} was debated by the fake engine's old task-aware replies, which the package no longer "
+                "has; pick a new run.name"
+            )
         saved = _fingerprint(load_saved_config(saved_path))
         current = _fingerprint(settings)
         changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
@@ -330,8 +336,18 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
 
 
 def load_saved_config(path: Path) -> dict:
-    """A run's saved config.yaml as a plain dict, interpolations left unresolved (a run directory may come
-    from anyone: `${oc.env:...}` in it must never be expanded)."""
+    """A run's saved config.yaml as a plain dict in today's keys: a config saved by an older version has its
+    `method` split into method and ft_method, and the removed backend.fake_accuracy dropped."""
+    tree = split_legacy_method(read_saved_config(path))
+    backend = tree.get("backend")
+    if isinstance(backend, dict) and "fake_accuracy" in backend:
+        tree["backend"] = {key: value for key, value in backend.items() if key != "fake_accuracy"}
+    return tree
+
+
+def read_saved_config(path: Path) -> dict:
+    """A run's saved config.yaml as written, a plain dict with interpolations left unresolved (a run directory
+    may come from anyone: `${oc.env:...}` in it must never be expanded)."""
     from omegaconf import OmegaConf
 
     try:
@@ -340,4 +356,4 @@ def load_saved_config(path: Path) -> dict:
         raise ConfigError(f"{path}: not a readable config ({type(error).__name__}); delete or repair it") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: not a readable config (expected a mapping)")
-    return split_legacy_method(tree)
+    return tree

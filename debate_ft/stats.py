@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 
 BOOTSTRAP_SAMPLES = 10_000
 
@@ -40,6 +39,8 @@ class Paired:
 def mcnemar_exact(a_only: int, b_only: int) -> float:
     """Two-sided exact McNemar p-value: under H0 each discordant question favours a or b with chance 1/2."""
     discordant = a_only + b_only
+    from scipy.stats import binomtest  # here: every stage imports mean_stderr, only the report needs scipy
+
     return 1.0 if discordant == 0 else float(binomtest(a_only, discordant, 0.5).pvalue)
 
 

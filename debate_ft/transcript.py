@@ -16,6 +16,7 @@ from pathlib import Path
 
 from debate_ft.backends import Message
 from debate_ft.errors import DataError
+from debate_ft.methods import critic, generator
 from debate_ft.runs import read_records
 from debate_ft.vote import Equivalent, Vote, majority
 
@@ -102,7 +103,7 @@ def conversation(turns: Sequence[Turn], agent: int) -> list[Message]:
 
 def agent_name(turn: Turn) -> str:
     """gen<i> in round 1, crit<i> later: the agent as the adapters and the compute accounting name it."""
-    return f"{'gen' if turn.role == 'generator' else 'crit'}{turn.agent}"
+    return (generator if turn.role == "generator" else critic)(turn.agent)
 
 
 def final_round(turns: Sequence[Turn]) -> int:

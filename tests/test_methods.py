@@ -4,9 +4,11 @@ debate shape and vote, and the two settings kept apart (a resume with another ft
 from pathlib import Path
 
 import pytest
+from conftest import compose_config
 from snapshots import snapshot
 
 from debate_ft import cli
+from debate_ft.config import saved_config, to_dict
 from debate_ft.errors import ConfigError
 from debate_ft.label import AgentSets
 from debate_ft.methods import (
@@ -75,6 +77,10 @@ def test_labelling_and_forced_settings():
     assert all(m.labels is DEBATE_MAJORITY for name, m in FINE_TUNINGS.items() if name != "star")
     assert GOLD_RATIONALES.debate == "base" and DEBATE_MAJORITY.debate == "debate"  # the train debate's shape
     assert {name: m.summarize for name, m in FINE_TUNINGS.items() if m.summarize is not None} == {"no_summary": False}
+    assert [FINE_TUNINGS["no_summary"].summarizes(True), FINE_TUNINGS["multiagent_ft"].summarizes(True)] == [
+        False,
+        True,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -98,6 +104,38 @@ def test_an_old_runs_method_is_split_into_method_and_ft_method():
     assert split_legacy_method({"method": None}) == {"method": "all", "ft_method": "multiagent_ft"}
     assert split_legacy_method({"method": "base"}) == {"method": "base", "ft_method": "multiagent_ft"}
     assert split_legacy_method({"method": "base", "ft_method": "star"}) == {"method": "base", "ft_method": "star"}
+
+
+OLD_CONFIG = Path(__file__).parent / "data" / "config_edaee16_star.yaml"  # a star run's, saved at edaee16
+
+
+def old_run(tmp_path, model_dir, backend: str) -> Path:
+    """A run directory holding the config.yaml an older version saved (`method: star`, backend.fake_accuracy)."""
+    run_dir = tmp_path / "star"
+    run_dir.mkdir()
+    text = OLD_CONFIG.read_text().replace("TINY_MODEL", str(model_dir)).replace("RUN_ROOT", str(tmp_path))
+    (run_dir / "config.yaml").write_text(text.replace("name: fake", f"name: {backend}"))
+    return run_dir
+
+
+def test_a_run_saved_by_an_older_version_loads_and_resumes(tmp_path, tiny_model_dir):
+    run_dir = old_run(tmp_path, tiny_model_dir, "hf")
+    config = saved_config(run_dir)
+    assert (config.method, config.ft_method, config.backend.name) == ("all", "star", "hf")
+    overrides = ["+dataset=arithmetic", "model=local", f"model.path={tiny_model_dir}", f"run.root={tmp_path}",
+                 "run.name=star", "dataset.train_size=8", "dataset.test_size=6", "train.epochs=1",
+                 "train.batch_size=4", "agents.n=2", "diversity.questions=3", "iterations=1",
+                 "diversity.enabled=false", "ft_method=star"]  # fmt: skip
+    prepare_run_dir(run_dir, to_dict(compose_config(*overrides)))  # the same settings: it resumes
+    with pytest.raises(ConfigError, match="ft_method=star, not ft_method=multiagent_ft"):
+        prepare_run_dir(run_dir, to_dict(compose_config(*overrides[:-1])))
+
+
+def test_a_run_of_the_old_task_aware_fake_is_not_resumed(tmp_path, tiny_model_dir):
+    run_dir = old_run(tmp_path, tiny_model_dir, "fake")
+    assert saved_config(run_dir).backend.name == "fake"  # still readable by report and serve
+    with pytest.raises(ConfigError, match="fake engine's old task-aware replies"):
+        prepare_run_dir(run_dir, {"backend": {"name": "fake"}})
 
 
 def test_an_old_run_resumes_with_its_fine_tuning_method_only(tmp_path):
@@ -131,6 +169,8 @@ FAKE = ["+dataset=arithmetic", "backend=fake", "dataset.test_size=3", "dataset.t
         (["evaluate", "ft_method=star"], "ft_method is for iterate"),
         (["debate", "ft_method=no_critic"], "ft_method is for iterate"),
         (["iterate", "ft_method=debate"], "ft_method must be star, majority_ft"),
+        (["flow", "ft_method=star"], "ft_method is for iterate: `flow` trains its nodes"),
+        (["flow", "method=base"], "method=base is evaluate's setting: flow scores answers"),
     ],
 )
 def test_each_setting_belongs_to_its_command(argv, message, tmp_path, capsys):

@@ -98,8 +98,8 @@ class ServedSociety:
 
     def debate(self, question: str, sampling: GenerationConfig, seed: int) -> Record:
         """The society's debate on one question, as a transcript line holds it (its gold is empty)."""
-        debate = Debate(self.task, self.backend, self.society, self.config.debate.rounds,
-                        self.config.debate.summarize, sampling)  # fmt: skip
+        summarize = FINE_TUNINGS[self.config.ft_method].summarizes(self.config.debate.summarize)
+        debate = Debate(self.task, self.backend, self.society, self.config.debate.rounds, summarize, sampling)
         with self.lock:
             return debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
 
