@@ -111,7 +111,8 @@ def test_cli_runs_flow_evaluation_on_the_fake_backend_and_refuses_mismatches(dat
         (["flow", "+dataset=musique", *common], "flow training needs backend=hf"),
         (["debate", "+dataset=musique", *common], "+dataset=musique is for the flow command"),
         (["flow", "+dataset=gsm", "backend=fake", f"run.root={tmp_path}"], "the flow command runs +dataset=musique"),
-        (["flow", "+dataset=musique", "flow.reward=gold", "backend=fake"], "flow.reward must be f1 or evaluator"),
+        # Hydra makes the run folder before the config is checked: it goes under tmp_path, not the checkout
+        (["flow", "+dataset=musique", "flow.reward=gold", *common[2:]], "flow.reward must be f1 or evaluator"),
     ]:
         result = cli(*args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
