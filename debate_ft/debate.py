@@ -61,9 +61,10 @@ class Debate:
         rounds: int,
         summarize: bool,
         sampling: GenerationConfig,
+        show: str = "responses",
     ):
         self.task, self.backend, self.society = task, backend, society
-        self.rounds, self.summarize, self.sampling = rounds, summarize, sampling
+        self.rounds, self.summarize, self.sampling, self.show = rounds, summarize, sampling, show
 
     def run(self, questions: Sequence[Question], path: Path, seed: int, chunk_size: int) -> list[Record]:
         """Debate every question, resuming from the transcript at `path`; records in question order."""
@@ -107,9 +108,10 @@ class Debate:
     def _prompts(self, questions, turns, round_: int, seed: int) -> list[tuple[int, Turn]]:
         """Every (question index, new turn without its response) of a round, built from earlier rounds only."""
         role = "generator" if round_ == 1 else "critic"
+        shown = prompts.stated_answer if self.show == "answers" else lambda turn: turn.response
         others = [
             [
-                [t.response for t in turns[q] if t.round == round_ - 1 and t.agent != agent]
+                [shown(t) for t in turns[q] if t.round == round_ - 1 and t.agent != agent]
                 for agent in range(self.society.size)
             ]
             for q in range(len(questions))

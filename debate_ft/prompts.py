@@ -13,6 +13,11 @@ def _solutions(responses: Sequence[str]) -> str:
     return "".join(f"\n\nOne agent solution: ```{response}```" for response in responses)
 
 
+def stated_answer(turn) -> str:
+    """What a critic sees of another agent's turn under debate.show=answers: only its parsed final answer."""
+    return "I could not find the answer." if turn.answer is None else f"The answer is {turn.answer}."
+
+
 def debate_prompt(question: str, answer_format: str, others: Sequence[str]) -> str:
     """A critic's request: update your answer given the other agents' previous-round answers."""
     if not others:  # a lone agent reflects on its own answer (Du et al.'s single-agent rounds)

@@ -99,7 +99,15 @@ class ServedSociety:
     def debate(self, question: str, sampling: GenerationConfig, seed: int) -> Record:
         """The society's debate on one question, as a transcript line holds it (its gold is empty)."""
         summarize = FINE_TUNINGS[self.config.ft_method].summarizes(self.config.debate.summarize)
-        debate = Debate(self.task, self.backend, self.society, self.config.debate.rounds, summarize, sampling)
+        debate = Debate(
+            self.task,
+            self.backend,
+            self.society,
+            self.config.debate.rounds,
+            summarize,
+            sampling,
+            self.config.debate.show,
+        )
         with self.lock:
             return debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
 
