@@ -173,11 +173,11 @@ class AgentsConfig:
 class DebateConfig:
     rounds: int = _help("Debate rounds M; round 1 is the generators' answers, M=1 is majority voting.", 2)
     summarize: bool = _help("Show critics a summary of the other answers (written by the base model).", False)
-    show: str = _help(
-        "What critics see of the other agents' previous turns: their whole responses (the paper) or only each "
-        "one's parsed final answer ('The answer is 11.'), a far shorter prompt for small models.",
-        "responses",
-        choices=("responses", "answers"),
+    prompt: str = _help(
+        "Critics' prompt: paper (Du et al.: the other agents' whole responses, then the question) or short (the "
+        "question with one sentence naming the other agents' parsed answers; small models copy the paper's).",
+        "paper",
+        choices=("paper", "short"),
     )
     chunk_size: int = _help(
         "Questions debated together: one chunk is one batch per round, seeded by its index, and the unit of resume.",

@@ -61,10 +61,10 @@ class Debate:
         rounds: int,
         summarize: bool,
         sampling: GenerationConfig,
-        show: str = "responses",
+        template: str = "paper",
     ):
         self.task, self.backend, self.society = task, backend, society
-        self.rounds, self.summarize, self.sampling, self.show = rounds, summarize, sampling, show
+        self.rounds, self.summarize, self.sampling, self.template = rounds, summarize, sampling, template
 
     def run(self, questions: Sequence[Question], path: Path, seed: int, chunk_size: int) -> list[Record]:
         """Debate every question, resuming from the transcript at `path`; records in question order."""
@@ -108,14 +108,11 @@ class Debate:
     def _prompts(self, questions, turns, round_: int, seed: int) -> list[tuple[int, Turn]]:
         """Every (question index, new turn without its response) of a round, built from earlier rounds only."""
         role = "generator" if round_ == 1 else "critic"
-        shown = prompts.stated_answer if self.show == "answers" else lambda turn: turn.response
-        others = [
-            [
-                [shown(t) for t in turns[q] if t.round == round_ - 1 and t.agent != agent]
-                for agent in range(self.society.size)
-            ]
+        previous = [
+            [[t for t in turns[q] if t.round == round_ - 1 and t.agent != agent] for agent in range(self.society.size)]
             for q in range(len(questions))
         ]
+        others = [[[t.response for t in view] for view in views] for views in previous]
         summaries = (
             self._summaries(others, derive_seed(seed, "summary", round_)) if self.summarize and round_ > 1 else None
         )
@@ -128,6 +125,9 @@ class Debate:
                 elif summaries is not None and others[q][agent]:
                     summary = summaries[q][agent]
                     prompt = prompts.summary_debate_prompt(question.text, self.task.answer_format, summary)
+                elif self.template == "short" and others[q][agent]:
+                    answers = [t.answer for t in previous[q][agent]]
+                    prompt = prompts.short_debate_prompt(question.text, self.task.answer_format, answers)
                 else:
                     prompt = prompts.debate_prompt(question.text, self.task.answer_format, others[q][agent])
                 system = prompts.persona(role, agent, size) if self.society.agent_ids else None

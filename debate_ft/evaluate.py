@@ -35,7 +35,7 @@ def run_debate(
     agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
     society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
     path = transcript_path(run_dir, iteration, split, agents, rounds, config.debate.summarize)
-    debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation, config.debate.show)
+    debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation, config.debate.prompt)
     questions = task.load(split)
     check_data(run_dir, f"{task.name} {split}", questions)
     return debate.run(questions, path, derive_seed(config.seed, split), config.debate.chunk_size)

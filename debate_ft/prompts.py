@@ -13,11 +13,6 @@ def _solutions(responses: Sequence[str]) -> str:
     return "".join(f"\n\nOne agent solution: ```{response}```" for response in responses)
 
 
-def stated_answer(turn) -> str:
-    """What a critic sees of another agent's turn under debate.show=answers: only its parsed final answer."""
-    return "I could not find the answer." if turn.answer is None else f"The answer is {turn.answer}."
-
-
 def debate_prompt(question: str, answer_format: str, others: Sequence[str]) -> str:
     """A critic's request: update your answer given the other agents' previous-round answers."""
     if not others:  # a lone agent reflects on its own answer (Du et al.'s single-agent rounds)
@@ -30,6 +25,13 @@ def debate_prompt(question: str, answer_format: str, others: Sequence[str]) -> s
         "Using the solutions from other agents as additional information, can you provide your answer to the "
         f"problem? The original problem is: {question} {answer_format}"
     )
+
+
+def short_debate_prompt(question: str, answer_format: str, answers: Sequence[str | None]) -> str:
+    """debate.prompt=short: the round-1 question with one sentence naming the other agents' parsed answers, a
+    prompt a small model answers instead of copying (it copies the paper's long template)."""
+    named = "; ".join("no answer" if answer is None else answer for answer in answers)
+    return f"{question} Other agents answered: {named}. {answer_format}"
 
 
 def summary_request(others: Sequence[str]) -> str:

@@ -106,7 +106,7 @@ class ServedSociety:
             self.config.debate.rounds,
             summarize,
             sampling,
-            self.config.debate.show,
+            self.config.debate.prompt,
         )
         with self.lock:
             return debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
