@@ -383,6 +383,16 @@ def to_dict(config) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
 
 
+def schema_defaults() -> dict:
+    """Every setting at its schema default, as a plain nested dict (the dataset sections' too, unvalidated)."""
+    dataset = OmegaConf.to_container(OmegaConf.structured(DatasetConfig), resolve=True)
+    return {
+        **OmegaConf.to_container(OmegaConf.structured(Config), resolve=True),
+        "dataset": dataset,
+        "eval_dataset": dataset,
+    }
+
+
 def saved_config(run_dir) -> Config:
     """A run directory's config.yaml as typed dataclasses, in today's keys (runs.load_saved_config); keys added
     since it was saved take their defaults."""

@@ -319,9 +319,12 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
                 f"{run_dir} was debated by the fake engine's old task-aware replies, which the package no longer "
                 "has; pick a new run.name"
             )
+        from debate_ft.config import schema_defaults  # config imports runs' readers lazily: no cycle
+
         saved = _fingerprint(load_saved_config(saved_path))
         current = _fingerprint(settings)
-        changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+        added = _flatten(schema_defaults())  # a setting added since the run was saved counts at its default
+        changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k, added.get(k)) != current.get(k))
         if "ft_method" in changed:
             raise ConfigError(
                 f"{run_dir} holds a run of ft_method={saved['ft_method']}, not ft_method={current['ft_method']}: "
