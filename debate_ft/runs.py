@@ -313,7 +313,8 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
     recover(run_dir)
     saved_path = run_dir / "config.yaml"
     if saved_path.exists():
-        saved_backend = read_saved_config(saved_path).get("backend") or {}
+        written = read_saved_config(saved_path)
+        saved_backend = written.get("backend") or {}
         if saved_backend.get("name") == "fake" and "fake_accuracy" in saved_backend:
             raise ConfigError(
                 f"{run_dir} was debated by the fake engine's old task-aware replies, which the package no longer "
@@ -321,7 +322,7 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
             )
         from debate_ft.config import schema_defaults  # config imports runs' readers lazily: no cycle
 
-        saved = _fingerprint(load_saved_config(saved_path))
+        saved = _fingerprint(in_todays_keys(written))
         current = _fingerprint(settings)
         added = _flatten(schema_defaults())  # a setting added since the run was saved counts at its default
         changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k, added.get(k)) != current.get(k))
@@ -339,9 +340,14 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
 
 
 def load_saved_config(path: Path) -> dict:
-    """A run's saved config.yaml as a plain dict in today's keys: a config saved by an older version has its
-    `method` split into method and ft_method, and the removed backend.fake_accuracy dropped."""
-    tree = split_legacy_method(read_saved_config(path))
+    """A run's saved config.yaml as a plain dict in today's keys (in_todays_keys)."""
+    return in_todays_keys(read_saved_config(path))
+
+
+def in_todays_keys(written: dict) -> dict:
+    """A saved config as today's settings: one saved by an older version has its `method` split into method
+    and ft_method, and the removed backend.fake_accuracy dropped."""
+    tree = split_legacy_method(written)
     backend = tree.get("backend")
     if isinstance(backend, dict) and "fake_accuracy" in backend:
         tree["backend"] = {key: value for key, value in backend.items() if key != "fake_accuracy"}
