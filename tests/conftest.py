@@ -32,6 +32,23 @@ def cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProce
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def tiny_run(tiny_model_dir: Path, *extra: str) -> list[str]:
+    """The overrides of a small `iterate` run: the fake arithmetic agents debate (8 train, 4 test questions,
+    2 agents) and the tiny model trains (1 epoch), plus `extra`."""
+    return [
+        "+dataset=arithmetic",
+        *AGENTS,
+        "model=local",
+        f"model.path={tiny_model_dir}",
+        "dataset.train_size=8",
+        "dataset.test_size=4",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "agents.n=2",
+        *extra,
+    ]
+
+
 def compose_config(*overrides: str) -> Config:
     """The validated config `python -m debate_ft <command> OVERRIDES` runs with."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -83,19 +100,7 @@ def diversity_run(tiny_model_dir, tmp_path_factory) -> Path:
     from debate_ft.iterate import iterate
     from debate_ft.runs import prepare_run_dir
 
-    overrides = [
-        "+dataset=arithmetic",
-        *AGENTS,
-        "model=local",
-        f"model.path={tiny_model_dir}",
-        "iterations=1",
-        "dataset.train_size=8",
-        "dataset.test_size=4",
-        "train.epochs=1",
-        "train.batch_size=4",
-        "agents.n=2",
-    ]
-    config = compose_config(*overrides)
+    config = compose_config(*tiny_run(tiny_model_dir, "iterations=1"))
     run_dir = tmp_path_factory.mktemp("runs") / "multiagent"
     prepare_run_dir(run_dir, to_dict(config))
     iterate(config, run_dir)

@@ -7,27 +7,15 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import CLI, cli, compose_config
-from fakes import AGENTS
+from conftest import CLI, cli, compose_config, tiny_run
 from snapshots import snapshot
 
 from debate_ft.iterate import iterate
 from debate_ft.runs import read_json, read_records
 
-SMALL = ["dataset.train_size=8", "dataset.test_size=4", "train.epochs=1", "train.batch_size=4", "agents.n=2"]
-
 
 def settings(tiny_model_dir, run_dir, *extra):
-    return [
-        "+dataset=arithmetic",
-        *AGENTS,
-        "model=local",
-        f"model.path={tiny_model_dir}",
-        f"run.root={run_dir.parent}",
-        f"run.name={run_dir.name}",
-        *SMALL,
-        *extra,
-    ]
+    return tiny_run(tiny_model_dir, f"run.root={run_dir.parent}", f"run.name={run_dir.name}", *extra)
 
 
 def run_in_process(tiny_model_dir, run_dir, *extra):

@@ -21,6 +21,7 @@ from pathlib import Path
 import kill_points
 import pandas as pd
 import pytest
+from conftest import tiny_run
 from fakes import AGENTS
 from musique_rows import row, write
 from snapshots import snapshot
@@ -79,23 +80,8 @@ ITERATE_POINTS = [
 
 
 def iterate_args(tiny_model_dir: Path, root: Path, name: str) -> list[str]:
-    return [
-        "iterate",
-        "+dataset=arithmetic",
-        *AGENTS,
-        "model=local",
-        f"model.path={tiny_model_dir}",
-        "iterations=1",
-        "dataset.train_size=8",
-        "dataset.test_size=4",
-        "debate.chunk_size=2",
-        "agents.n=2",
-        "train.epochs=1",
-        "train.batch_size=4",
-        "diversity.enabled=false",
-        f"run.root={root}",
-        f"run.name={name}",
-    ]
+    extra = ["iterations=1", "debate.chunk_size=2", "diversity.enabled=false", f"run.root={root}", f"run.name={name}"]
+    return ["iterate", *tiny_run(tiny_model_dir, *extra)]
 
 
 def test_iterate_killed_at_every_point_resumes_to_identical_outputs(tiny_model_dir, tmp_path):
