@@ -10,10 +10,11 @@ from debate_ft.backends.decoding import nucleus_sample, sample
 EOS, VOCAB = 0, 50
 
 
-@pytest.mark.parametrize("scale", [2.0, 6.0])
+# flat rows (nucleus wider than the candidates), peaked rows, and both in one batch
+@pytest.mark.parametrize("scale", [[2.0], [6.0], [1.0, 20.0]])
 def test_nucleus_sampling_stays_in_the_top_p_set(scale):
     torch.manual_seed(0)
-    logits = torch.randn(16, 2000) * scale
+    logits = torch.randn(16, 2000) * torch.tensor(scale).repeat(16 // len(scale))[:, None]
     allowed = TopPLogitsWarper(0.9)(None, logits.clone()) > -float("inf")
     generator = torch.Generator().manual_seed(0)
     seen = torch.zeros_like(allowed)

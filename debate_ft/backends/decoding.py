@@ -21,7 +21,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 
-CANDIDATES = 1024  # nucleus candidates examined before falling back to sorting the whole vocabulary
+CANDIDATES = 64  # nucleus candidates per row; a row whose nucleus is wider sorts its whole vocabulary
 SLACK = 32  # spare columns: the cache is shifted left at most once every SLACK steps
 
 # forward(input_ids, attention_mask, position_ids, cache, rows) -> last-position logits [batch, vocab]; `rows`
@@ -36,11 +36,20 @@ def nucleus_sample(logits: torch.Tensor, temperature: float, top_p: float, gener
         return logits.argmax(-1)
     probs = (logits.float() / temperature).softmax(-1)
     top, index = probs.topk(min(CANDIDATES, probs.shape[-1]), dim=-1)
-    if (top.sum(-1) < top_p).any():
-        top, index = probs.sort(-1, descending=True)
-    in_nucleus = (top.cumsum(-1) - top) < top_p  # the mass ranked above a token is still short of top_p
-    choice = torch.multinomial(top * in_nucleus, 1, generator=generator)
-    return index.gather(1, choice)[:, 0]
+    narrow = top.sum(-1) >= top_p
+    tokens = torch.empty(len(probs), dtype=torch.long)
+    if narrow.any():
+        tokens[narrow] = _draw(top[narrow], index[narrow], top_p, generator)
+    if not narrow.all():  # the nucleus reaches beyond the candidates: sort those rows' whole vocabulary
+        tokens[~narrow] = _draw(*probs[~narrow].sort(-1, descending=True), top_p, generator)
+    return tokens
+
+
+def _draw(ranked: torch.Tensor, order: torch.Tensor, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """A token per row from probabilities in descending order (`order`: their token ids), within the nucleus."""
+    in_nucleus = (ranked.cumsum(-1) - ranked) < top_p  # the mass ranked above a token is still short of top_p
+    choice = torch.multinomial(ranked * in_nucleus, 1, generator=generator)
+    return order.gather(1, choice)[:, 0]
 
 
 class SlotLayer(DynamicLayer):
