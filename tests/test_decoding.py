@@ -62,3 +62,20 @@ def test_finished_rows_make_room_for_waiting_ones_and_others_continue():
 def test_max_new_tokens_stops_unfinished_rows():
     forward = CountingForward(lengths=[5])
     assert sample(forward, [[5, 6, 7]], 4, 3, 0, 1.0, EOS, pad_token_id=0, seed=0) == [[10, 11, 12]]
+
+
+def test_prefill_shares_the_common_prefix_per_group_and_identical_prompts():
+    """The common prefix is prefilled once per group (under a request of that group), then only the suffixes after
+    it, an identical prompt of one group once; each of its rows still samples its own tokens."""
+    calls = []
+
+    def forward(input_ids, attention_mask, position_ids, cache, rows):
+        calls.append((input_ids.tolist(), attention_mask.tolist(), position_ids.tolist(), rows.tolist()))
+        return torch.zeros(len(rows), VOCAB)
+
+    prompts = [[5, 6, 7, 8]] * 4 + [[5, 6, 9]]
+    out = sample(forward, prompts, 8, 8, 1.0, 1.0, EOS, pad_token_id=0, seed=0, groups=["a"] * 4 + ["b"])
+    assert calls[0] == ([[5, 6], [5, 6]], [[1, 1], [1, 1]], [[0, 1], [0, 1]], [3, 4])  # one row per group
+    # shortest first (request 4), then the identical prompts: one row for all four, the suffix left-padded
+    assert calls[1] == ([[0, 9], [7, 8]], [[1, 1, 0, 1], [1, 1, 1, 1]], [[2, 2], [2, 3]], [4, 3])
+    assert len({tuple(tokens) for tokens in out[:4]}) > 1

@@ -1,10 +1,11 @@
 """The fast paths change nothing but speed, on a tiny random Llama with several different random adapters:
 the gathered multi-LoRA forward equals peft's `adapter_names` loop, and continuous batching over the slot cache
-equals transformers' own batch-1 greedy `generate`, token for token."""
+equals transformers' own batch-1 greedy `generate`, token for token, also when it shares prefill work."""
 
 import pytest
 import torch
 from peft import LoraConfig
+from transformers import DynamicCache
 
 from debate_ft.backends import Request, decoding
 from debate_ft.backends.hf import BASE, HFBackend
@@ -92,11 +93,39 @@ def reference_greedy(backend, prompt: list[int], adapter: str | None, max_new_to
     return out[0, ids.shape[1] :].tolist()
 
 
+def greedy_ending_at_a_common_token(backend, prompts, adapters, steps):
+    """transformers' greedy tokens per prompt, each cut after a token several rows produce at different steps, and
+    that token: played as end-of-sequence, it ends rows at different steps, so waiting prompts join mid-run."""
+    full = [reference_greedy(backend, p, a, steps) for p, a in zip(prompts, adapters)]
+    counts: dict[int, int] = {}
+    for tokens in full:
+        for token in set(tokens[1:]):
+            counts[token] = counts.get(token, 0) + 1
+    stop = max(counts, key=counts.get)
+    expected = [t[: t.index(stop) + 1] if stop in t else t for t in full]
+    assert len({len(t) for t in expected}) > 1
+    return expected, stop
+
+
+def continuous_greedy(backend, prompts, adapters, steps, stop, batch_size, groups=None, prefilled=None):
+    """decoding.sample's greedy tokens, each row under its adapter; `prefilled` (a list) receives the number of
+    prompt tokens each prefill pass computes."""
+    with backend._serving([Request([], a) for a in adapters]) as call:
+
+        def forward(input_ids, attention_mask, position_ids, cache, rows):
+            if prefilled is not None and isinstance(cache, DynamicCache):  # decode steps get the slot cache
+                prefilled.append(int(attention_mask[:, -input_ids.shape[1] :].sum()))
+            inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+            return call(rows, **inputs, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+
+        pad = backend.tokenizer.pad_token_id
+        return decoding.sample(forward, prompts, batch_size, steps, 0, 1.0, stop, pad, seed=0, groups=groups)
+
+
 @pytest.mark.parametrize("slack", [1, 32])
 def test_continuous_batching_greedy_equals_generate_token_for_token(backend, monkeypatch, slack):
-    """Rows end at different steps (a common token plays end-of-sequence), so waiting prompts, longer and
-    shorter than the running ones, join a batch of 2 slots mid-run; with slack 1 the clock reaches the end of
-    the cache and its columns are shifted left too."""
+    """Rows end at different steps, so waiting prompts, longer and shorter than the running ones, join a batch of
+    2 slots mid-run; with slack 1 the clock reaches the end of the cache and its columns are shifted left too."""
     monkeypatch.setattr(decoding, "SLACK", slack)
     shifts = []
     shift = decoding.Slots._shift
@@ -105,27 +134,31 @@ def test_continuous_batching_greedy_equals_generate_token_for_token(backend, mon
     lengths = [3, 50, 52, 55, 58, 60, 8, 12]
     prompts = [torch.randint(100, 5000, (n,), generator=generator).tolist() for n in lengths]
     adapters = [[*ADAPTERS, None][i % 5] for i in range(len(prompts))]
-    steps = 14
-    full = [reference_greedy(backend, p, a, steps) for p, a in zip(prompts, adapters)]
-    counts: dict[int, int] = {}
-    for tokens in full:
-        for token in set(tokens[1:]):
-            counts[token] = counts.get(token, 0) + 1
-    stop = max(counts, key=counts.get)  # a token several rows produce, at different steps
-    expected = [t[: t.index(stop) + 1] if stop in t else t for t in full]
-    assert len({len(t) for t in expected}) > 1
-    reqs = [Request([], a) for a in adapters]
-    with backend._serving(reqs) as call:
-
-        def forward(input_ids, attention_mask, position_ids, cache, rows):
-            inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
-            return call(rows, **inputs, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-
-        got = decoding.sample(forward, prompts, 2, steps, 0, 1.0, stop, backend.tokenizer.pad_token_id, seed=0)
-    assert got == expected
+    expected, stop = greedy_ending_at_a_common_token(backend, prompts, adapters, 14)
+    assert continuous_greedy(backend, prompts, adapters, 14, stop, 2) == expected
     assert sum(s > 0 for s in shifts) > 1  # newcomers longer than the clock
     if slack == 1:
         assert any(s < 0 for s in shifts)
+
+
+def test_shared_prefill_equals_generate_and_computes_the_prefix_once_per_adapter(backend):
+    """Prompts behind one long common prefix (a system prompt), three of them identical, under mixed adapters,
+    in 3 slots: the prefix is prefilled once per adapter, identical prompts of one adapter admitted together once,
+    and every token equals transformers' batch-1 greedy one, as with no sharing at all (each row a group)."""
+    generator = torch.Generator().manual_seed(1)
+    head = torch.randint(100, 5000, (30,), generator=generator).tolist()
+    tails = [torch.randint(100, 5000, (n,), generator=generator).tolist() for n in (1, 2, 9, 17, 5, 25, 12)]
+    prompts = [head + tails[0]] * 3 + [head + t for t in tails[1:]]  # the identical ones are admitted first
+    adapters = ["a", "a", "b", "a", None, "c", "a", None, "b"]
+    expected, stop = greedy_ending_at_a_common_token(backend, prompts, adapters, 14)
+    shared, alone = [], []
+    assert continuous_greedy(backend, prompts, adapters, 14, stop, 3, adapters, shared) == expected
+    assert continuous_greedy(backend, prompts, adapters, 14, stop, 3, range(len(prompts)), alone) == expected
+    assert shared == [len(head) * 4, 2 * len(tails[0]), *shared[2:]]  # 4 adapters; the identical 3: a twice, b
+    assert sum(shared[1:]) == 2 * len(tails[0]) + sum(len(t) for t in tails[1:])
+    assert sum(alone) == sum(len(p) for p in prompts)
+    # the prefix's keys and values depend on the adapter: shared across adapters, tokens change
+    assert continuous_greedy(backend, prompts, adapters, 14, stop, 3) != expected
 
 
 def test_backend_generate_greedy_equals_generate(backend):

@@ -10,12 +10,17 @@ instead of concatenating the whole cache (DynamicCache copies all of it every st
 clock; a newcomer's prompt is right-aligned at the current column with its left columns masked out, and when
 the clock reaches the end, the columns no live row uses any more are dropped by one shift.
 
+Prefill work is shared between rows that run the same weights (`groups`: in a debate, rows of one adapter). The
+prompts' common prefix (the chat template's system prompt) is prefilled once per group, and each admission prefills
+only its newcomers' suffixes after it; identical prompts admitted together (every agent's first-round question)
+are prefilled once and their keys, values and logits copied, each row then sampling its own tokens.
+
 Nucleus sampling looks only at the top candidates, falling back to a full sort for the rare flat row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -23,6 +28,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 CANDIDATES = 64  # nucleus candidates per row; a row whose nucleus is wider sorts its whole vocabulary
 SLACK = 32  # spare columns: the cache is shifted left at most once every SLACK steps
+MIN_SHARED = 2  # the shortest common prompt prefix worth a forward pass of its own
 
 # forward(input_ids, attention_mask, position_ids, cache, rows) -> last-position logits [batch, vocab]; `rows`
 # are the request indices of the batch rows (so the caller can pick each row's adapter)
@@ -156,13 +162,28 @@ def sample(
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
+    groups: Sequence[Hashable] | None = None,
 ) -> list[list[int]]:
-    """Generated token ids per prompt (end-of-sequence included when reached), in the order of `prompts`."""
+    """Generated token ids per prompt (end-of-sequence included when reached), in the order of `prompts`.
+    `groups`: one key per prompt, equal for rows that run the same weights (None: all do); prefill work is shared
+    only within a group."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
     generated: list[list[int]] = [[] for _ in prompts]
-    waiting = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)  # pop() = shortest
+    group = list(groups) if groups is not None else [None] * len(prompts)
+    key = [(g, tuple(p)) for g, p in zip(group, prompts)]
+    # pop() = shortest; identical prompts are adjacent, so they tend to be admitted together
+    waiting = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), key[i][1]), reverse=True)
     columns = max((len(p) for p in prompts), default=0) + max_new_tokens + SLACK
     slots: Slots | None = None
+    shared = _shared_prefix(prompts) if len(set(group)) < len(prompts) else 0  # worth it if a group has 2 rows
+    shared = shared if shared >= MIN_SHARED else 0
+    if shared:  # the prefix's keys and values, one row per group, computed under a request of that group
+        representative = {g: i for i, g in enumerate(group)}
+        prefix_row = {g: row for row, g in enumerate(representative)}
+        ids = torch.tensor([prompts[0][:shared]] * len(representative), device=device)
+        prefix = DynamicCache()
+        positions = torch.arange(shared, device=device).expand_as(ids)
+        forward(ids, torch.ones_like(ids), positions, prefix, torch.tensor([*representative.values()], device=device))
 
     def record(requests: list[int], logits: torch.Tensor) -> list[bool]:
         """Sample one token per row; whether each row is done."""
@@ -179,15 +200,24 @@ def sample(
         free = list(range(min(batch_size, len(prompts)))) if slots is None else slots.free()
         if waiting and free:  # prefill newcomers into the free slots; their first token comes from the prefill
             requests = [waiting.pop() for _ in free[: len(waiting)]]
-            ids, mask = _left_pad([prompts[i] for i in requests], pad_token_id, device)
+            distinct: dict[tuple, int] = {}  # identical prompts of one group are prefilled once, then copied
+            copy = [distinct.setdefault(key[i], len(distinct)) for i in requests]
+            unique = [requests[copy.index(row)] for row in range(len(distinct))]
             cache = DynamicCache()
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            rows = torch.tensor(requests, device=device)
-            logits = forward(ids, mask, positions, cache, rows)
+            if shared:
+                index = torch.tensor([prefix_row[group[i]] for i in unique], device=device)
+                for number, layer in enumerate(prefix.layers):
+                    cache.update(layer.keys[index], layer.values[index], number)
+            ids, mask = _left_pad([prompts[i][shared:] for i in unique], pad_token_id, device)
+            positions = (shared + mask.cumsum(-1) - 1).clamp(min=shared)
+            mask = torch.cat([mask.new_ones(len(unique), shared), mask], 1)  # the prefix columns come first
+            logits = forward(ids, mask, positions, cache, torch.tensor(unique, device=device))
+            copy = torch.tensor(copy, device=device)
+            cache.reorder_cache(copy)
             if slots is None:
                 slots = Slots(cache, len(free), columns, device)
-            slots.admit(free[: len(requests)], rows, cache, mask)
-            for slot, done in zip(free, record(requests, logits)):
+            slots.admit(free[: len(requests)], torch.tensor(requests, device=device), cache, mask[copy])
+            for slot, done in zip(free, record(requests, logits[copy])):
                 if done:
                     slots.request[slot] = -1
             continue  # refill the slots that just finished, if any
@@ -207,6 +237,16 @@ def sample(
             if done:
                 slots.request[slot] = -1
     return generated
+
+
+def _shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """The length of the prompts' longest common prefix, short of the shortest prompt: every row keeps a token of
+    its own to prefill, whose logits give its first generated token."""
+    limit = min((len(p) for p in prompts), default=1) - 1
+    length = 0
+    while length < limit and len({p[length] for p in prompts}) == 1:
+        length += 1
+    return length
 
 
 def _left_pad(rows: list[Sequence[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,8 +2,9 @@
 
 Every row names its own adapter. Without gradients, a mixed batch runs each LoRA layer as two batched matmuls
 over all its adapters' stacked weights (gathered.py); with gradients (the flow's DPO learner) it goes through
-peft's `adapter_names`. Generation keeps its batch full, admitting waiting prompts as rows finish (decoding.py);
-scoring packs rows sorted by length into batches within a logits memory budget.
+peft's `adapter_names`. Generation keeps its batch full, admitting waiting prompts as rows finish, and prefills
+the prompts' common prefix once per adapter (decoding.py); scoring packs rows sorted by length into batches
+within a logits memory budget.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ class HFBackend:
                 seed=seed,
                 device=self.hosted.device,
                 progress=bar.update,
+                groups=[r.adapter for r in requests],
             )
         return [self._completion(tokens) for tokens in rows]
 
