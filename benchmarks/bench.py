@@ -110,7 +110,11 @@ for i, path in enumerate(paths):
 names = [f"agent{i % len(paths)}" if paths else None for i in range(12)]
 requests = [Request([{"role": "user", "content": "What is 12+7*3?"}], name) for name in names]
 backend.generate(requests, GenerationConfig(max_new_tokens=32), seed=0)
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+try:  # this process's own peak; ru_maxrss also counts the parent's, which Linux records at exec
+    with open("/proc/self/status") as status:
+        print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM")))
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
     processes = [
         subprocess.Popen(
