@@ -145,7 +145,17 @@ def load_model(config: ModelConfig, device: torch.device, dtype: torch.dtype):
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, trust_remote_code=config.trust_remote_code)
     except Exception as error:  # a damaged weights file raises safetensors' own error type, among others
         raise _load_error(config, location, error) from None
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(_contiguous_input)
     return model.to(device).eval()
+
+
+def _contiguous_input(module, args):
+    """The vocabulary head's input as one contiguous block. transformers hands it the last position's slice
+    (`logits_to_keep`), and torch (2.13, CPU) multiplies such a strided [rows, 1, hidden] view by copying the
+    whole head weight once per row: 1.1 s instead of 6 ms for a 24-row bfloat16 prefill, 85 vs 19 ms in float32."""
+    return (args[0].contiguous(), *args[1:])
 
 
 def _load_error(config: ModelConfig, location: str, error: Exception) -> ModelError:
