@@ -7,7 +7,8 @@ their B matrices, scaling folded in, into one [out, sum r]: x @ A^T projects eve
 mask keeps each row's own adapter's columns (none for a base-model row), and one more matmul adds the B side.
 Masked columns contribute exact zeros, so this equals peft's path up to float rounding. The stacks are kept in
 the base layer's dtype: peft keeps adapters in float32 inside a bfloat16 model, and casting every layer's input
-up and its stacks down on every call cost more than the two matmuls (CPU, bfloat16: 40% of the generate time).
+up and its stacks down on every call made the hook cost 659 instead of 401 us per decoder layer (CPU, bfloat16,
+64 rows; the layer's base matmuls take 990 us).
 
 Inference only: adapters stay peft modules (training, loading, saving), and a pass with gradients or in
 training mode goes through peft itself (`supported` says which).

@@ -130,7 +130,7 @@ class HFBackend:
         positions = max(len(rows[i]) for i in batch) - self._first_kept(prompts, batch)
         return len(batch) * positions * self._vocab * 4 <= self.score_memory_mib * 2**20
 
-    @torch.inference_mode()  # entered before the adapters are: the gathered LoRA path serves only passes without grad
+    @torch.inference_mode()  # before `_serving` picks a path: the gathered LoRA path takes only passes without grad
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
