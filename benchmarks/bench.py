@@ -13,7 +13,7 @@ of the limit (small at these lengths), so the fractions are slightly flattering 
 
 Rows: (a) generation, base model; (b) the same rows under 6 different adapters mixed in every batch; (c) the
 naive loop (one call per row, batch 1); (d) scoring the (b) completions; (e) SFT of one iteration's 2N
-adapters; (f) one flow episode, greedy and its one-step deviations (model retriever); (g) peak RSS of a fresh
+adapters, in the joint loop and by separate trainers; (f) one flow episode, greedy and its one-step deviations (model retriever); (g) peak RSS of a fresh
 process with 0 and 6 adapters (two processes side by side, once). Every other figure is the median over
 --repeats runs.
 """
@@ -199,9 +199,10 @@ class Bench:
         work, seconds = median_run(run, self.args.repeats)
         return work / seconds
 
-    def training(self) -> float:
-        """SFT of 2N adapters on one iteration's data: each a question and one of the (b) completions."""
-        from debate_ft.train import tokenized_dataset, train_adapter
+    def training(self, joint: bool) -> float:
+        """SFT of 2N adapters on one iteration's data (each example a question and one of the (b) completions):
+        in one joint loop, or by 2N separate TRL trainers one after another (train.loop=separate)."""
+        from debate_ft.train import Job, tokenized_dataset, train_adapter, train_adapters
 
         config = TrainConfig(epochs=1, batch_size=min(4, self.args.train_examples))
         requests = self.requests(mixed=False)
@@ -213,8 +214,12 @@ class Bench:
         tokens = SIX * sum(len(row["input_ids"]) for row in tokenized_dataset(self.hosted.tokenizer, per_adapter, None))
 
         def run(seed: int) -> int:
-            for index in range(SIX):
-                train_adapter(self.hosted, per_adapter, self.folder / f"trained{index}", config, seed + index)
+            jobs = [Job(f"a{i}", per_adapter, self.folder / f"trained{i}", seed + i) for i in range(SIX)]
+            if joint:
+                train_adapters(self.hosted, jobs, config)
+            else:
+                for job in jobs:
+                    train_adapter(self.hosted, job.examples, job.out_dir, config, job.seed)
             return tokens
 
         work, seconds = median_run(run, self.args.repeats)
@@ -310,7 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
             "mixed_tok_s": bench.generation(mixed=True),
             "naive_tok_s": bench.naive(),
             "score_tok_s": bench.scoring(),
-            "train_tok_s": bench.training(),
+            "train_tok_s": bench.training(joint=True),
+            "train_separate_tok_s": bench.training(joint=False),
         }
         figures["flow_greedy_s"], figures["flow_deviation_s"], visits = bench.flow()
         figures["peak_rss_0_mib"], figures["peak_rss_6_mib"] = memory_probes(
@@ -347,7 +353,9 @@ def report(args, bench: Bench, figures: dict, prefill_roofline: float, train_roo
     row("(c) naive loop, batch 1", figures["naive_tok_s"], "tok/s", roofline,
         f"engine (b) = {figures['mixed_tok_s'] / figures['naive_tok_s']:.1f}x")  # fmt: skip
     row("(d) scoring, 6 adapters mixed", figures["score_tok_s"], "tok/s", prefill_roofline, "prompt + completion")
-    row("(e) SFT, 2N = 6 adapters", figures["train_tok_s"], "tok/s", train_roofline, "4 x params per token")
+    row("(e) SFT of 2N = 6 adapters, joint loop", figures["train_tok_s"], "tok/s", train_roofline,
+        f"4 x params per token; {figures['train_tok_s'] / figures['train_separate_tok_s']:.1f}x separate")  # fmt: skip
+    row("(e) the same, 6 separate trainers", figures["train_separate_tok_s"], "tok/s", train_roofline)
     per_visit = figures["flow_greedy_s"] / max(1, visits)
     row("(f) flow episode, greedy", figures["flow_greedy_s"], "s", None, f"{visits} visits, {per_visit:.2f} s each")
     row("(f) flow deviations", figures["flow_deviation_s"], "s", None,

@@ -3,8 +3,9 @@
 One row per (iteration, stage, split, agent) with calls, requests, prompt_tokens, generated_tokens and seconds.
 Agent `all` is the stage as a whole, with its wall seconds. The other rows split its tokens by who asked (gen0,
 crit1, ..., `summary` for the summarizer, `base` for untagged requests); their seconds stay empty, because one
-batched call generates for every agent at once. Training rows are one per adapter with its own seconds, and
-requests = its examples. A re-run adds to a stage's rows only the work it did, so a resumed stage sums its parts.
+batched call generates for every agent at once. Training's rows count examples as requests; its `all` row
+has the wall seconds of all adapters' training. A re-run adds to a stage's rows only the work it did, so a
+resumed stage sums its parts.
 """
 
 from __future__ import annotations
@@ -60,11 +61,14 @@ class Ledger:
             counts["prompt_tokens"] += prompt or 0
             counts["generated_tokens"] += made
 
-    def record(self, iteration: int, stage: str, split: str, agent: str, requests: int, seconds: float) -> None:
-        """A stage that does not go through the backend (training one adapter)."""
-        row = {"iteration": iteration, "stage": stage, "split": split, "agent": agent, "calls": 1,
-               "requests": requests, "prompt_tokens": None, "generated_tokens": None, "seconds": seconds}  # fmt: skip
-        self.write([row])
+    def record(self, iteration: int, stage: str, split: str, requests: dict[str, int], seconds: float) -> None:
+        """A stage that does not go through the backend (training): its requests (examples) by agent."""
+        rows = [("all", sum(requests.values()), seconds), *((agent, n, None) for agent, n in requests.items())]
+        self.write([
+            {"iteration": iteration, "stage": stage, "split": split, "agent": agent, "calls": 1, "requests": n,
+             "prompt_tokens": None, "generated_tokens": None, "seconds": s}
+            for agent, n, s in rows
+        ])  # fmt: skip
 
     def seconds(self, iteration: int, stage: str, split: str = "") -> float | None:
         """Wall seconds a stage has cost so far (all its runs summed), None if it never ran."""

@@ -194,6 +194,13 @@ class DebateConfig:
 
 @dataclass
 class TrainConfig:
+    loop: str = _help(
+        "joint: an iteration's adapters train in one loop, each row through its own adapter (plain LoRA); "
+        "separate: one TRL SFT trainer per adapter, one after another (the reference, any peft adapter).",
+        "joint",
+        choices=("joint", "separate"),
+    )
+    pass_tokens: int = _help("joint loop: most padded tokens in one forward pass (bounds activation memory).", 2048)
     init: str = _help(
         "Each iteration's adapters start from base (a fresh LoRA) or from the previous iteration's.",
         "base",
@@ -226,6 +233,7 @@ class TrainConfig:
         _check(self.learning_rate > 0, f"train.learning_rate must be > 0 (got {self.learning_rate})")
         _check(self.batch_size >= 1 and self.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1")
         _check(self.max_length >= 16, f"train.max_length must be >= 16 (got {self.max_length})")
+        _check(self.pass_tokens >= 1, f"train.pass_tokens must be >= 1 (got {self.pass_tokens})")
         _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
         size = self.critic_size
         _check(size is None or size >= 0, f"train.critic_size must be >= 0 (got {size})")

@@ -8,7 +8,8 @@ Every step reads and writes files under iter<k>/, so a re-run of the same comman
 unfinished step:
   iter<k>/train_<N>x<M>.jsonl   train debate (appended question by question)
   iter<k>/data/                 one dataset per adapter + sizes.json (written last: the step's marker)
-  iter<k>/adapters/<name>/      one PEFT adapter per trained agent (renamed into place when complete)
+  iter<k>/adapters/<name>/      one PEFT adapter per trained agent (renamed into place when complete; with
+                                train.loop=joint the whole adapters/ folder is, as one)
   iter<k>/test_<N>x<M>.jsonl    test debate; its scores go to metrics.csv, one row per (iteration, method)
   iter<k>/kl.csv, nll_matrix.csv  the society's KL from the base and NLL matrix; its summary row goes to
                                 diversity.csv (written last: the step's marker; see diversity.py)
@@ -17,6 +18,7 @@ unfinished step:
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,12 +34,13 @@ from debate_ft.evaluate import evaluate, print_rows, run_debate
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
 from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning
 from debate_ft.models import HostedModel, host
+from debate_ft.runs import atomic_path
 from debate_ft.seeds import derive_seed
 from debate_ft.sft_data import load_sets, save_sets
 from debate_ft.star import star_examples, star_sets
 from debate_ft.tables import console, print_table
 from debate_ft.tasks import get_task
-from debate_ft.train import train_adapter
+from debate_ft.train import Job, train_adapter, train_adapters
 from debate_ft.transcript import Record
 
 log = logging.getLogger(__name__)
@@ -133,7 +136,9 @@ class Iterations:
         return [star_sets(examples)]
 
     def train(self, k: int, plan: dict[str, list[dict]]) -> None:
-        """Train every adapter with data (one after another, one shared base); the rest keep theirs."""
+        """Train every adapter with data (all in one loop, or one after another: train.loop; one shared base);
+        the rest keep theirs."""
+        config, jobs = self.config, []
         for name, examples in plan.items():
             out = self.run_dir / f"iter{k}" / "adapters" / name
             if not examples:
@@ -142,16 +147,30 @@ class Iterations:
                 )
                 continue
             if not (out / "adapter_config.json").exists():
-                init = self.adapters.get(name) if self.config.train.init == "previous" else None
-                seed = derive_seed(self.config.seed, k, name)
-                start = time.perf_counter()
-                train_adapter(
-                    self.trainer, examples, out, self.config.train, seed, init, self.config.model.system_prompt
-                )
-                self.ledger.record(k, "train", "train", name, len(examples), time.perf_counter() - start)
+                init = self.adapters.get(name) if config.train.init == "previous" else None
+                jobs.append(Job(name, examples, out, derive_seed(config.seed, k, name), init))
             self.adapters[name] = out
+        if jobs:
+            start = time.perf_counter()
+            if config.train.loop == "joint":
+                self.train_jointly(self.run_dir / f"iter{k}" / "adapters", jobs)
+            else:
+                for job in jobs:
+                    train_adapter(self.trainer, job.examples, job.out_dir, config.train, job.seed, job.init_from,
+                                  config.model.system_prompt)  # fmt: skip
+            self.ledger.record(k, "train", "train", {job.name: len(job.examples) for job in jobs},
+                               time.perf_counter() - start)  # fmt: skip
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)
+
+    def train_jointly(self, folder: Path, jobs: list[Job]) -> None:
+        """All jobs in one loop. Trained together, so resumed together: the adapters land as one folder (a
+        subset trained again would draw other dropout masks and passes)."""
+        with atomic_path(folder) as staging:
+            if folder.is_dir():  # adapters finished before (by train.loop=separate) are kept
+                shutil.copytree(folder, staging)
+            staged = [replace(job, out_dir=staging / job.name) for job in jobs]
+            train_adapters(self.trainer, staged, self.config.train, self.config.model.system_prompt)
 
 
 def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:

@@ -13,6 +13,7 @@ KEYS = {
     "naive_tok_s",
     "score_tok_s",
     "train_tok_s",
+    "train_separate_tok_s",
     "flow_greedy_s",
     "flow_deviation_s",
     "peak_rss_0_mib",

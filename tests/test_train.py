@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from debate_ft.config import TrainConfig
 from debate_ft.models import host
-from debate_ft.train import tokenize_conversation, train_adapter
+from debate_ft.train import Job, Row, passes, step_plan, tokenize_conversation, train_adapter, train_adapters
 
 CONFIG = TrainConfig(epochs=2, batch_size=2, learning_rate=5e-3, lora_r=4)
 
@@ -84,3 +84,91 @@ def test_training_is_reproducible(tiny_model_config, tmp_path):
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
+
+
+# The joint loop (train.loop=joint): every adapter of an iteration in one loop, each row through its own adapter.
+
+EXACT = TrainConfig(epochs=2, batch_size=4, learning_rate=5e-3, lora_r=4, lora_dropout=0.0)
+
+
+def close(first: dict, second: dict, tolerance: float = 1e-5) -> bool:
+    return first.keys() == second.keys() and all(
+        torch.allclose(first[k], second[k], atol=tolerance, rtol=tolerance) for k in first
+    )
+
+
+def test_joint_loop_trains_what_trl_trains(tiny_model_config, tmp_path):
+    """One step per epoch over the whole set (so data order cannot differ): the same loss, clipping, AdamW and
+    learning-rate decay as TRL's SFT trainer give the same adapter."""
+    hosted = host(tiny_model_config, device="cpu")
+    examples = chats("It is")
+    trl_metrics = train_adapter(hosted, examples, tmp_path / "trl", EXACT, seed=0)
+    metrics = train_adapters(hosted, [Job("gen0", examples, tmp_path / "joint", seed=0)], EXACT)
+    assert close(adapter_tensors(tmp_path / "trl"), adapter_tensors(tmp_path / "joint"))
+    assert metrics["gen0"]["steps"] == trl_metrics["steps"] == 2
+    assert metrics["gen0"]["loss"] == pytest.approx(trl_metrics["loss"], rel=1e-4)
+
+
+def test_each_row_trains_only_its_own_adapter(tiny_model_config, tmp_path):
+    """Adapters trained together equal the same adapters trained alone: rows of one never reach another, even
+    with different set sizes (the smaller one stops stepping first) and rows in the same passes."""
+    hosted = host(tiny_model_config, device="cpu")
+    config = TrainConfig(epochs=2, batch_size=2, learning_rate=5e-3, lora_r=4, lora_dropout=0.0)
+    jobs = [
+        Job("gen0", chats("Yes"), tmp_path / "together0", 1),
+        Job("gen1", chats("No way, it is", 6), tmp_path / "together1", 2),
+    ]
+    together = train_adapters(hosted, jobs, config)
+    for job, alone in zip(jobs, ("alone0", "alone1")):
+        train_adapters(hosted, [Job(job.name, job.examples, tmp_path / alone, job.seed)], config)
+    assert close(adapter_tensors(tmp_path / "together0"), adapter_tensors(tmp_path / "alone0"))
+    assert close(adapter_tensors(tmp_path / "together1"), adapter_tensors(tmp_path / "alone1"))
+    assert not close(adapter_tensors(tmp_path / "together0"), adapter_tensors(tmp_path / "together1"))
+    assert [together[n]["steps"] for n in ("gen0", "gen1")] == [4, 6]
+
+
+def test_joint_loop_leaves_the_base_and_serving_adapters_alone(tiny_model_config, tmp_path):
+    hosted = host(tiny_model_config, device="cpu")
+    base_before = {k: v.clone() for k, v in hosted.base.state_dict().items()}
+    train_adapters(hosted, [Job("served", chats("Yes"), tmp_path / "served", 0)], CONFIG)
+    hosted.load_adapter("served", tmp_path / "served")
+    served = {k: v.clone() for k, v in hosted.peft.state_dict().items()}
+    jobs = [
+        Job("a", chats("No"), tmp_path / "a", 1, init_from=tmp_path / "served"),
+        Job("b", chats("Maybe"), tmp_path / "b", 2),
+    ]
+    train_adapters(hosted, jobs, CONFIG)
+    assert hosted.adapters() == ["served"]
+    assert all(torch.equal(served[k], v) for k, v in hosted.peft.state_dict().items())
+    for name, tensor in hosted.peft.get_base_model().state_dict().items():
+        if "lora_" not in name:
+            assert torch.equal(tensor, base_before[name.replace(".base_layer", "")]), name
+    for name in ("a", "b"):
+        lora_b = [v for k, v in adapter_tensors(tmp_path / name).items() if "lora_B" in k]
+        assert lora_b and all(v.abs().sum() > 0 for v in lora_b)
+
+
+def test_step_plan_shuffles_each_epoch_and_stops_at_fractional_epochs():
+    plan = step_plan(5, 2, 1.5, seed=0)
+    assert [len(step) for step in plan] == [2, 2, 1, 2, 2]  # ceil(1.5 x 3) steps; an epoch's last one smaller
+    assert sorted(i for step in plan[:3] for i in step) == [0, 1, 2, 3, 4]
+    assert step_plan(5, 2, 1.5, seed=0) == plan and step_plan(5, 2, 1.5, seed=1) != plan
+
+
+def test_passes_bound_padded_tokens_and_keep_long_rows_from_padding_short_ones():
+    rows = [Row(0, [1] * length, [1] * length) for length in (3, 9, 4, 8, 2)]
+    cut = passes(rows, pass_tokens=16)
+    assert [[len(r.input_ids) for r in p] for p in cut] == [[9], [8], [4, 3, 2]]  # no pass over 16 padded tokens
+    mixed = [Row(0, [1] * length, [1] * length) for length in [400] + [20] * 30]
+    assert [len(p) for p in passes(mixed, pass_tokens=4096)] == [1, 30]  # not 31 rows padded to 400
+    few = [Row(0, [1] * length, [1] * length) for length in (40, 39, 38)]
+    assert [len(p) for p in passes(few, pass_tokens=4096)] == [3]  # splitting saves less than a pass costs
+
+
+def test_a_set_with_no_answer_within_max_length_is_a_clear_error(tiny_model_config, tmp_path):
+    from debate_ft.errors import ModelError
+
+    long_question = [{"messages": [{"role": "user", "content": "why " * 40}, {"role": "assistant", "content": "so"}]}]
+    config = TrainConfig(max_length=16)
+    with pytest.raises(ModelError, match="none of its 1 examples has an answer within max_length"):
+        train_adapters(host(tiny_model_config, device="cpu"), [Job("gen0", long_question, tmp_path / "a", 0)], config)
