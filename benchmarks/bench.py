@@ -13,9 +13,9 @@ of the limit (small at these lengths), so the fractions are slightly flattering 
 
 Rows: (a) generation, base model; (b) the same rows under 6 different adapters mixed in every batch; (c) the
 naive loop (one call per row, batch 1); (d) scoring the (b) completions; (e) SFT of one iteration's 2N
-adapters, in the joint loop and by separate trainers; (f) one flow episode, greedy and its one-step deviations (model retriever); (g) peak RSS of a fresh
-process with 0 and 6 adapters (two processes side by side, once). Every other figure is the median over
---repeats runs.
+adapters, in the joint loop and by 2N separate TRL trainers; (f) one flow episode, greedy and its one-step
+deviations (model retriever); (g) peak RSS of a fresh process with 0 and 6 adapters (two processes side by side,
+once). Every other figure is the median over --repeats runs.
 """
 
 from __future__ import annotations

@@ -114,7 +114,15 @@ def pick_device(device: str) -> torch.device:
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype == "fast":
+        return torch.bfloat16 if device.type == "cuda" or cpu_has_bfloat16() else torch.float32
     return getattr(torch, dtype)
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it, slower
+    than float32. torch exposes the check only privately (torch is pinned)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def set_threads(threads: int | None) -> None:

@@ -92,3 +92,14 @@ def test_scoring_keeps_its_logits_within_the_memory_budget(tiny_model_config, ra
     assert len(passes) == 1 + len(reqs)
     for a, b in zip(roomy, tight):
         assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_fast_dtype_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch):
+    from debate_ft import models
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(models, "cpu_has_bfloat16", lambda: False)
+    assert models.pick_dtype("fast", cpu) == torch.float32 and models.pick_dtype("fast", gpu) == torch.bfloat16
+    monkeypatch.setattr(models, "cpu_has_bfloat16", lambda: True)
+    assert models.pick_dtype("fast", cpu) == torch.bfloat16
+    assert models.pick_dtype("auto", cpu) == torch.float32

@@ -73,8 +73,9 @@ ITERATE_POINTS = [
     "append:*/iter1/train_2x2.jsonl:1:after",  # one train chunk debated
     "replace:*/iter1/data/gen0:1:before",  # a dataset folder written, not renamed in
     "replace:*/iter1/data/sizes.json:1:before",  # every set saved but the step's marker
-    "replace:*/iter1/adapters/gen0:1:before",  # an adapter trained and saved, not renamed in
-    "replace:*/iter1/adapters/gen1:1:after",  # the next adapter in place, nothing after it
+    "replace:*/iter1/.adapters.tmp-*/adapters/gen0:1:before",  # the adapters trained, one saved, not renamed in
+    "replace:*/iter1/.adapters.tmp-*/adapters/gen1:1:after",  # the next one in the staging folder
+    "replace:*/iter1/adapters:1:before",  # every adapter staged, the folder not renamed in
     "replace:*/r/metrics.csv:2:before",  # iteration 1's metrics row (the 1st write re-scores iteration 0)
 ]
 

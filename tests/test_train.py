@@ -172,3 +172,24 @@ def test_a_set_with_no_answer_within_max_length_is_a_clear_error(tiny_model_conf
     config = TrainConfig(max_length=16)
     with pytest.raises(ModelError, match="none of its 1 examples has an answer within max_length"):
         train_adapters(host(tiny_model_config, device="cpu"), [Job("gen0", long_question, tmp_path / "a", 0)], config)
+
+
+def test_bfloat16_training_on_a_cpu_runs_eager_attention_and_puts_sdpa_back(tiny_model_config, tmp_path, monkeypatch):
+    hosted = host(tiny_model_config, device="cpu", dtype="bfloat16")
+    seen = []
+    decoder = hosted.base.get_decoder()
+    note = lambda: seen.append(decoder.config._attn_implementation)  # noqa: E731
+    monkeypatch.setattr(decoder, "forward", _spy(decoder.forward, note))
+    train_adapters(hosted, [Job("gen0", chats("Yes"), tmp_path / "a", 0)], CONFIG)
+    assert seen and set(seen) == {"eager"}
+    assert hosted.base.config._attn_implementation == "sdpa"
+    lora_b = [v for k, v in adapter_tensors(tmp_path / "a").items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b) and lora_b[0].dtype == torch.float32
+
+
+def _spy(function, note):
+    def spied(*args, **kwargs):
+        note()
+        return function(*args, **kwargs)
+
+    return spied

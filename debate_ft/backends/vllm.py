@@ -34,7 +34,7 @@ class VLLMBackend:
         self.system_prompt = model.system_prompt
         self.llm = vllm.LLM(
             model=model_dir(model),
-            dtype="auto" if backend.dtype == "auto" else backend.dtype,
+            dtype="auto" if backend.dtype in ("auto", "fast") else backend.dtype,
             enable_lora=True,
             max_loras=max_loras,
             max_lora_rank=max_lora_rank,
