@@ -117,7 +117,7 @@ class BackendConfig:
     device: str = _help("auto, cpu, cuda or cuda:N.", "auto")
     dtype: str = _help(
         "Weights' dtype; auto: bfloat16 on GPU, float32 on CPU; fast: bfloat16 on GPU and on CPUs with bfloat16 "
-        "instructions (AVX512-BF16, AMX), where it generates 1.7x and trains 2.3x faster than float32 (README, "
+        "instructions (AVX512-BF16, AMX), where it generates 1.7x and trains 1.8-2x faster than float32 (README, "
         "Speed), else float32 (elsewhere bfloat16 is slower than float32).",
         "auto",
         choices=("auto", "fast", "float32", "bfloat16", "float16"),
