@@ -194,7 +194,11 @@ def answer_rows(tokenizer, job: Job, index: int, config: TrainConfig, system_pro
             rows.append(Row(index, ids, answer))
     if not rows:
         raise ModelError(f"{job.name}: none of its {len(job.examples)} examples has an answer within max_length")
-    return rows, len(job.examples) - len(rows)
+    dropped = len(job.examples) - len(rows)
+    if dropped:
+        log.warning("%s: %d of %d examples have no answer within max_length and are left out", job.name, dropped,
+                    len(job.examples))  # fmt: skip
+    return rows, dropped
 
 
 def step_plan(n: int, per_step: int, epochs: float, seed: int) -> list[list[int]]:

@@ -193,3 +193,12 @@ def _spy(function, note):
         return function(*args, **kwargs)
 
     return spied
+
+
+def test_examples_with_no_answer_within_max_length_are_counted_as_dropped(tiny_model_config, tmp_path, caplog):
+    long_question = {"messages": [{"role": "user", "content": "why " * 40}, {"role": "assistant", "content": "so"}]}
+    config = TrainConfig(max_length=40, lora_r=4)
+    jobs = [Job("gen0", [long_question, *chats("Yes", 2)], tmp_path / "a", 0)]
+    metrics = train_adapters(host(tiny_model_config, device="cpu"), jobs, config)
+    assert metrics["gen0"]["examples"] == 3 and metrics["gen0"]["dropped"] == 1
+    assert "gen0: 1 of 3 examples have no answer within max_length" in caplog.text
