@@ -149,7 +149,28 @@ def train_adapters(
     positions go through the vocabulary head.
     """
     rows, dropped = zip(*(answer_rows(hosted.tokenizer, j, i, config, system_prompt) for i, j in enumerate(jobs)))
-    names = [_attach(hosted, job, config) for job in jobs]
+    attached: list[str] = []
+    try:
+        for job in jobs:
+            attached.append(_attach(hosted, job, config))
+        losses, plans = _train_jointly(hosted, attached, rows, jobs, config)
+        for job in jobs:
+            hosted.save_adapter(f"{TRAINING}-{job.name}", job.out_dir)
+    finally:  # the training adapters go, also when training fails
+        if attached:
+            hosted.peft.eval()
+        for job in jobs[: len(attached)]:
+            hosted.delete_adapter(f"{TRAINING}-{job.name}")
+    metrics = {}
+    for j, job in enumerate(jobs):
+        loss = sum(losses[j]) / len(losses[j])
+        metrics[job.name] = {"examples": len(job.examples), "dropped": dropped[j], "loss": loss, "steps": len(plans[j])}
+        log.info("trained %s on %d examples: loss %.4f", job.name, len(job.examples), loss)
+    return metrics
+
+
+def _train_jointly(hosted: HostedModel, names: list[str], rows, jobs: Sequence[Job], config: TrainConfig):
+    """The loop itself over the attached adapters `names`; returns each adapter's step losses and its plan."""
     gather = GatheredLoRA(hosted.peft)
     if not gather.plain(names):
         raise ModelError("the joint training loop takes plain LoRA adapters only; set train.loop=separate")
@@ -161,26 +182,20 @@ def train_adapters(
     losses: list[list[float]] = [[] for _ in jobs]
     torch.manual_seed(jobs[0].seed)  # LoRA dropout's masks
     hosted.peft.train()
-    try:
-        with gather.trainable(names, config.lora_dropout), _cpu_bfloat16_eager_attention(hosted):
-            for step in trange(max(map(len, plans)), desc=f"train {len(jobs)} adapters"):
-                batch = [rows[j][i] for j, plan in enumerate(plans) if step < len(plan) for i in plan[step]]
-                for j, loss in backward(hosted, gather, names, batch, config.pass_tokens).items():
-                    losses[j].append(loss)
-                    torch.nn.utils.clip_grad_norm_(groups[j]["params"], MAX_GRAD_NORM)
-                optimizer.step()
-                decay.step()
-                optimizer.zero_grad(set_to_none=True)  # an adapter past its last step then gets no update
-    finally:
-        hosted.peft.eval()
-    metrics = {}
-    for j, job in enumerate(jobs):
-        hosted.save_adapter(f"{TRAINING}-{job.name}", job.out_dir)
-        hosted.delete_adapter(f"{TRAINING}-{job.name}")
-        loss = sum(losses[j]) / len(losses[j])
-        metrics[job.name] = {"examples": len(job.examples), "dropped": dropped[j], "loss": loss, "steps": len(plans[j])}
-        log.info("trained %s on %d examples: loss %.4f", job.name, len(job.examples), loss)
-    return metrics
+    with gather.trainable(names, config.lora_dropout), _cpu_bfloat16_eager_attention(hosted):
+        for step in trange(max(map(len, plans)), desc=f"train {len(jobs)} adapters"):
+            batch = [rows[j][i] for j, plan in enumerate(plans) if step < len(plan) for i in plan[step]]
+            for j, loss in backward(hosted, gather, names, batch, config.pass_tokens).items():
+                losses[j].append(loss)
+                torch.nn.utils.clip_grad_norm_(groups[j]["params"], MAX_GRAD_NORM)
+            for j, plan in enumerate(plans):
+                if step >= len(plan):  # past its last step: its zero gradient must not move it (AdamW skips None)
+                    for p in groups[j]["params"]:
+                        p.grad = None
+            optimizer.step()
+            decay.step()
+            optimizer.zero_grad(set_to_none=True)
+    return losses, plans
 
 
 def answer_rows(tokenizer, job: Job, index: int, config: TrainConfig, system_prompt: str | None) -> tuple[list, int]:

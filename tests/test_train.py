@@ -202,3 +202,22 @@ def test_examples_with_no_answer_within_max_length_are_counted_as_dropped(tiny_m
     metrics = train_adapters(host(tiny_model_config, device="cpu"), jobs, config)
     assert metrics["gen0"]["examples"] == 3 and metrics["gen0"]["dropped"] == 1
     assert "gen0: 1 of 3 examples have no answer within max_length" in caplog.text
+
+
+def test_a_failed_joint_run_takes_its_training_adapters_away(tiny_model_config, tmp_path, monkeypatch):
+    from debate_ft import train
+
+    hosted = host(tiny_model_config, device="cpu")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(train, "backward", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train_adapters(
+            hosted, [Job("gen0", chats("Yes"), tmp_path / "a", 0), Job("gen1", chats("No"), tmp_path / "b", 1)], CONFIG
+        )
+    assert hosted.adapters() == [] and hosted.peft is None and not (tmp_path / "a").exists()
+    monkeypatch.undo()
+    train_adapters(hosted, [Job("gen0", chats("Yes"), tmp_path / "a", 0)], CONFIG)  # the same names train again
+    assert (tmp_path / "a" / "adapter_config.json").exists()

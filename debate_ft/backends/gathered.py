@@ -125,13 +125,14 @@ class GatheredLoRA:
         layers = [m for m in _lora_layers(self.peft) if any(n in m.lora_A for n in names)]
         if any(n not in m.lora_A for m in layers for n in names):
             raise ValueError("adapters trained together must wrap the same layers")
+        self._key = None  # the columns change: stacks prepared for serving no longer match them
         self._set_columns(layers, names)
         self._training = (list(names), dropout)
         try:
             with self._hooked(layers, self._add_trainable_lora):
                 yield self
         finally:
-            self._last_dropout = None
+            self._last_dropout, self.mask = None, None
 
     def _dropped(self, x: torch.Tensor, dropout: float) -> torch.Tensor:
         """x with LoRA dropout, one mask per input tensor: q/k/v (and gate/up) read the same hidden states and
@@ -176,5 +177,5 @@ class GatheredLoRA:
         a = torch.cat([module.lora_A[n].weight for n in names]).to(output.dtype)
         b = torch.cat([module.lora_B[n].weight * module.scaling[n] for n in names], dim=1).to(output.dtype)
         x = self._dropped(args[0], dropout)
-        mask = self.mask.view(x.shape[0], *([1] * (x.dim() - 2)), -1)
+        mask = self.mask.to(output.dtype).view(x.shape[0], *([1] * (x.dim() - 2)), -1)
         return output + ((x.to(output.dtype) @ a.t()) * mask) @ b.t()
