@@ -87,11 +87,7 @@ def train_adapter(
     """Train one LoRA adapter on chat examples and save it at `out_dir`; returns the trainer's metrics."""
     from trl import SFTConfig, SFTTrainer
 
-    torch.manual_seed(seed)  # the fresh adapter's initial weights
-    if init_from is not None:
-        hosted.load_adapter(TRAINING, init_from, trainable=True)
-    else:
-        hosted.add_adapter(TRAINING, lora_config(config))
+    _attach(hosted, TRAINING, seed, init_from, config)
     dataset = tokenized_dataset(hosted.tokenizer, examples, system_prompt)
     on_gpu = hosted.device.type == "cuda"
     with tempfile.TemporaryDirectory() as scratch:
@@ -152,7 +148,7 @@ def train_adapters(
     attached: list[str] = []
     try:
         for job in jobs:
-            attached.append(_attach(hosted, job, config))
+            attached.append(_attach(hosted, f"{TRAINING}-{job.name}", job.seed, job.init_from, config))
         losses, plans = _train_jointly(hosted, attached, rows, jobs, config)
         for job in jobs:
             hosted.save_adapter(f"{TRAINING}-{job.name}", job.out_dir)
@@ -233,7 +229,7 @@ def backward(hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], ba
     counts: dict[int, int] = {}
     for row in batch:
         counts[row.adapter] = counts.get(row.adapter, 0) + sum(row.answer[1:])
-    totals = dict.fromkeys(counts, 0.0)
+    totals = torch.zeros(len(names), dtype=torch.float64)
     decoder, head = hosted.base.get_decoder(), hosted.base.get_output_embeddings()
     for rows in passes(batch, pass_tokens):
         ids, attention, answer = _padded(rows, hosted.tokenizer.pad_token_id or 0, hosted.device)
@@ -243,10 +239,10 @@ def backward(hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], ba
         token_loss = F.cross_entropy(head(hidden[:, :-1][pick]).float(), ids[:, 1:][pick], reduction="none")
         owner = torch.tensor([r.adapter for r in rows], device=ids.device)[:, None].expand_as(pick)[pick]
         share = torch.tensor([1 / counts[r.adapter] for r in rows], device=ids.device)[:, None].expand_as(pick)[pick]
-        (token_loss * share).sum().backward()
-        for j, loss in zip(owner.tolist(), (token_loss * share).detach().tolist()):
-            totals[j] += loss
-    return totals
+        weighted = token_loss * share
+        weighted.sum().backward()
+        totals.index_add_(0, owner.cpu(), weighted.detach().cpu().double())
+    return {j: totals[j].item() for j in counts}
 
 
 def passes(batch: Sequence[Row], pass_tokens: int) -> list[list[Row]]:
@@ -281,12 +277,12 @@ def _padded(rows: Sequence[Row], pad: int, device) -> tuple[torch.Tensor, torch.
     return ids.to(device), attention.to(device), answer.to(device)
 
 
-def _attach(hosted: HostedModel, job: Job, config: TrainConfig) -> str:
-    """A trainable adapter for the job (fresh, seeded by the job, or the job's starting one); its peft name."""
-    name = f"{TRAINING}-{job.name}"
-    torch.manual_seed(job.seed)
-    if job.init_from is not None:
-        hosted.load_adapter(name, job.init_from, trainable=True)
+def _attach(hosted: HostedModel, name: str, seed: int, init_from: Path | None, config: TrainConfig) -> str:
+    """A trainable adapter named `name`: a fresh LoRA (its initial weights drawn from `seed`), or a copy of
+    `init_from`; returns its peft name."""
+    torch.manual_seed(seed)
+    if init_from is not None:
+        hosted.load_adapter(name, init_from, trainable=True)
     else:
         hosted.add_adapter(name, lora_config(config))
     return hosted.internal_name(name)
