@@ -45,21 +45,27 @@ def linear_shapes(model) -> list[tuple[int, int]]:
     return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
-def flops_per_second(shapes: list[tuple[int, int]], rows: int, repeats: int, dtype: torch.dtype) -> float:
-    """FLOP/s of x[rows, in] @ W^T over the model's matmul shapes in its dtype (each distinct shape timed,
-    median): on CPUs with bfloat16 instructions, bfloat16 matmuls run several times faster than float32."""
+def flops_per_second(
+    shapes: list[tuple[int, int]], rows: int, repeats: int, dtype: torch.dtype, device: torch.device
+) -> float:
+    """FLOP/s of x[rows, in] @ W^T over the model's matmul shapes in its dtype on its device (each distinct shape
+    timed, median): on CPUs with bfloat16 instructions, bfloat16 matmuls run several times faster than float32."""
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     seconds = 0.0
     counts: dict[tuple[int, int], int] = {}
     for shape in shapes:
         counts[shape] = counts.get(shape, 0) + 1
     for (fan_in, fan_out), count in counts.items():
-        x, w = torch.randn(rows, fan_in, dtype=dtype), torch.randn(fan_out, fan_in, dtype=dtype)
+        x = torch.randn(rows, fan_in, dtype=dtype, device=device)
+        w = torch.randn(fan_out, fan_in, dtype=dtype, device=device)
         x @ w.t()  # warm-up
         times = []
         for _ in range(max(3, repeats)):
+            synchronize()
             start = time.perf_counter()
             for _ in range(3):
                 x @ w.t()
+            synchronize()
             times.append((time.perf_counter() - start) / 3)
         seconds += statistics.median(times) * count
     return sum(2 * rows * i * o for i, o in shapes) / seconds
@@ -137,7 +143,7 @@ except OSError:
 class Bench:
     def __init__(self, args, model: ModelConfig, folder: Path):
         self.args, self.model, self.folder = args, model, folder
-        self.hosted = host(model, device="cpu", dtype=args.dtype)
+        self.hosted = host(model, device=args.device, dtype=args.dtype)
         self.backend = HFBackend(self.hosted, batch_size=args.batch_size, system_prompt=model.system_prompt)
         self.adapters = save_adapters(self.hosted, folder, SIX, args.rank)
         for index, path in enumerate(self.adapters):
@@ -147,9 +153,9 @@ class Bench:
         self.sampling = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=0.9)
         shapes = linear_shapes(self.hosted.base)
         self.params = sum(i * o for i, o in shapes)
-        dtype = self.hosted.base.dtype
-        self.decode_flops = flops_per_second(shapes, args.batch_size, args.repeats, dtype)
-        self.prefill_flops = flops_per_second(shapes, 512, args.repeats, dtype)
+        dtype, device = self.hosted.base.dtype, self.hosted.device
+        self.decode_flops = flops_per_second(shapes, args.batch_size, args.repeats, dtype, device)
+        self.prefill_flops = flops_per_second(shapes, 512, args.repeats, dtype, device)
         self.completions: list[str] = []
 
     def requests(self, mixed: bool) -> list[Request]:
@@ -292,6 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--flow-tokens", type=int, default=32, help="flow.max_new_tokens")
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of the adapters")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (the (g) memory probes run on the CPU)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="the model's weights")
     parser.add_argument("--repeats", type=int, default=3, help="runs per row; the median is shown")
     parser.add_argument("--model-path", help="a local model directory (default: the embedded SmolLM2-135M)")

@@ -33,6 +33,8 @@ commands (Hydra overrides follow, e.g. +dataset=gsm agents.n=3 debate.rounds=2):
              evaluate it; flow.train=false evaluates the run's saved flow
   report     python -m debate_ft report RUN_DIR [RUN_DIR ...]: one table over runs
   serve      python -m debate_ft serve RUN_DIR [--port 8000]: an OpenAI-compatible server of a run's society
+  vllm-command [model=... backend.*=...]: the `vllm serve` line that serves backend=openai runs of
+             these settings (adapters loaded at run time; README, Scale)
 
 add -m for a Hydra multirun sweep (e.g. agents.n=1,3,5); --help after a command lists every setting with its
 default, choices and help, and the config the command line composes.
@@ -188,6 +190,31 @@ def main(argv: list[str] | None = None) -> int:
         return _unexpected(error, debug)
 
 
+def vllm_command(overrides: list[str]) -> str:
+    """The `vllm serve` line (with its environment) that serves `backend=openai` for these model= and backend.*
+    settings: adapters loaded at run time, the same engine settings as backend=vllm (for this machine's GPU, or
+    for vLLM's CPU build where it has none)."""
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from debate_ft.backends.vllm import RUNTIME_LORA_ENV, server_command
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base=None):
+            cfg = compose("config", overrides=overrides)
+        model, backend = OmegaConf.to_object(cfg.model), OmegaConf.to_object(cfg.backend)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(composition_message(error, overrides)) from None
+    import torch
+
+    environment = " ".join(f"{key}={value}" for key, value in RUNTIME_LORA_ENV.items())
+    return f"{environment} {shlex.join(server_command(model, backend, on_cpu=not torch.cuda.is_available()))}"
+
+
 def _unexpected(error: Exception, debug: bool) -> int:
     text = "".join(traceback.format_exception(error))
     log = write_error_log(text)
@@ -210,6 +237,9 @@ def _main(argv: list[str]) -> int:
         from debate_ft.serve import main as serve
 
         return serve(argv[1:])
+    if command == "vllm-command":
+        print(vllm_command(argv[1:]))
+        return 0
     if command not in _commands():
         print(USAGE, file=sys.stderr if command not in (None, "-h", "--help") else sys.stdout)
         if command not in (None, "-h", "--help"):

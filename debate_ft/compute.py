@@ -109,6 +109,9 @@ class Metered:
         """The engine's own (training reads and writes the model, it generates nothing to account for)."""
         return self.inner.trainable()
 
+    def offloaded(self) -> contextlib.AbstractContextManager[None]:
+        return self.inner.offloaded()
+
     def _prompt_tokens(self, request: Request, completion: Completion | None = None) -> int | None:
         if completion is not None and completion.prompt_tokens is not None:
             return completion.prompt_tokens

@@ -20,6 +20,9 @@ from debate_ft.errors import ConfigError
 from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, FINE_TUNINGS, SCORINGS
 from debate_ft.schema_help import help_node, listed
 
+# the LoRA ranks vLLM's engines accept for --max-lora-rank
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
 
 def _help(text: str, default=None, factory=None, choices: tuple[str, ...] = ()):
     """A field with its help text and, for a fixed set of values, its choices (a list field: of its items)."""
@@ -104,7 +107,8 @@ class ModelConfig:
 @dataclass
 class BackendConfig:
     name: str = _help(
-        "Generation engine: hf (transformers + peft), vllm (GPU), openai (any OpenAI-compatible server), fake.",
+        "Generation engine: hf (transformers + peft), vllm (in-process vLLM: GPU, or its CPU build), openai (any "
+        "OpenAI-compatible server: vllm serve, ...), fake.",
         "hf",
         choices=("hf", "vllm", "openai", "fake"),
     )
@@ -127,7 +131,29 @@ class BackendConfig:
         "fake: the replies' script, 'module:function' importable from here, function(messages, draw) -> text "
         "(None: a hashed boxed number, one reply in ten with none; see debate_ft/backends/fake.py).",
     )
-    gpu_memory_utilization: float = _help("vllm: fraction of GPU memory vLLM may take.", 0.85)
+    gpu_memory_utilization: Optional[float] = _help(
+        "vllm: share of the device's memory vLLM reserves for weights and KV cache (on vLLM's CPU build: of RAM). "
+        "None: 0.85 on a GPU, 0.1 on a CPU. May change on resume.",
+    )
+    max_loras: int = _help("vllm: most LoRA adapters in one batch (more are swapped in from RAM).", 8)
+    max_lora_rank: int = _help(
+        f"vllm: largest LoRA rank served: one of {', '.join(map(str, LORA_RANKS))}, at least train.lora_r.", 16
+    )
+    max_model_len: Optional[int] = _help(
+        "vllm: context length the engine plans for (None: the model's own, e.g. 32k for Mistral, which reserves "
+        "KV cache for it).",
+        4096,
+    )
+    tensor_parallel_size: int = _help("vllm: GPUs one engine shards the model over (vLLM tensor parallelism).", 1)
+    data_parallel_size: int = _help(
+        "vllm: engine replicas, each on tensor_parallel_size GPUs; requests are spread over them.", 1
+    )
+    enforce_eager: bool = _help("vllm: no CUDA graphs (less memory and start-up time, slower decoding).", False)
+    sleep_while_training: bool = _help(
+        "vllm on a GPU: while iterate trains, the engine sleeps (weights to RAM, KV cache freed) and the trainer "
+        "has the GPU; it wakes for the next debate.",
+        True,
+    )
     base_url: str = _help("openai: the server's API root, e.g. http://localhost:8000/v1.", "http://localhost:8000/v1")
     served_model: Optional[str] = _help(
         "openai: the model name the server serves the base model under (None: the first one it lists); each LoRA "
@@ -148,6 +174,24 @@ class BackendConfig:
             f"backend.script must be 'module:function', e.g. mypackage.scripts:agents (got {self.script!r})",
         )
         _check(self.concurrency >= 1, f"backend.concurrency must be >= 1 (got {self.concurrency})")
+        utilization = self.gpu_memory_utilization
+        _check(
+            utilization is None or 0 < utilization <= 1,
+            f"backend.gpu_memory_utilization must be in (0, 1] (got {utilization})",
+        )
+        _check(self.max_loras >= 1, f"backend.max_loras must be >= 1 (got {self.max_loras})")
+        _check(
+            self.max_lora_rank in LORA_RANKS,
+            f"backend.max_lora_rank must be one of vLLM's {', '.join(map(str, LORA_RANKS))} (got {self.max_lora_rank})",
+        )
+        _check(
+            self.max_model_len is None or self.max_model_len >= 16,
+            f"backend.max_model_len must be >= 16 (got {self.max_model_len})",
+        )
+        _check(
+            self.tensor_parallel_size >= 1 and self.data_parallel_size >= 1,
+            "backend.tensor_parallel_size and backend.data_parallel_size must be >= 1",
+        )
         _check(self.max_retries >= 0 and self.timeout_s > 0, "backend.max_retries must be >= 0, timeout_s > 0")
 
 
@@ -202,6 +246,11 @@ class TrainConfig:
         choices=("joint", "separate"),
     )
     pass_tokens: int = _help("joint loop: most padded tokens in one forward pass (bounds activation memory).", 2048)
+    processes: int = _help(
+        "joint loop: train the adapters in this many processes launched by torchrun, one per GPU (or CPU "
+        "processes without one), each training every processes-th adapter; adapters equal one process's.",
+        1,
+    )
     init: str = _help(
         "Each iteration's adapters start from base (a fresh LoRA) or from the previous iteration's.",
         "base",
@@ -235,6 +284,11 @@ class TrainConfig:
         _check(self.batch_size >= 1 and self.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1")
         _check(self.max_length >= 16, f"train.max_length must be >= 16 (got {self.max_length})")
         _check(self.pass_tokens >= 1, f"train.pass_tokens must be >= 1 (got {self.pass_tokens})")
+        _check(self.processes >= 1, f"train.processes must be >= 1 (got {self.processes})")
+        _check(
+            self.processes == 1 or self.loop == "joint",
+            "train.processes > 1 shards the joint loop: set train.loop=joint",
+        )
         _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
         size = self.critic_size
         _check(size is None or size >= 0, f"train.critic_size must be >= 0 (got {size})")
@@ -373,6 +427,11 @@ class Config:
             self.method not in FINE_TUNINGS,
             f"method={self.method} is a fine-tuning method: write ft_method={self.method} "
             f"(method= picks evaluate's scoring: {', '.join(SCORINGS)})",
+        )
+        _check(
+            self.backend.name != "vllm" or self.train.lora_r <= self.backend.max_lora_rank,
+            f"train.lora_r={self.train.lora_r} is above backend.max_lora_rank={self.backend.max_lora_rank}: vLLM "
+            f"could not serve the adapters; raise backend.max_lora_rank to one of {', '.join(map(str, LORA_RANKS))}",
         )
         _check_choices(self, "")
 

@@ -17,6 +17,7 @@ unfinished step:
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import time
@@ -41,6 +42,7 @@ from debate_ft.star import star_examples, star_sets
 from debate_ft.tables import console, print_table
 from debate_ft.tasks import get_task
 from debate_ft.train import Job, train_adapter, train_adapters
+from debate_ft.train_shards import train_in_processes
 from debate_ft.transcript import Record
 
 log = logging.getLogger(__name__)
@@ -152,16 +154,31 @@ class Iterations:
             self.adapters[name] = out
         if jobs:
             start = time.perf_counter()
-            if config.train.loop == "joint":
-                self.train_jointly(self.run_dir / f"iter{k}" / "adapters", jobs)
-            else:
-                for job in jobs:
-                    train_adapter(self.trainer, job.examples, job.out_dir, config.train, job.seed, job.init_from,
-                                  config.model.system_prompt)  # fmt: skip
+            with self.backend.offloaded():  # one GPU: the engine gives the trainer its memory meanwhile
+                self.train_jobs(k, jobs)
+                self.release_trainer()
             self.ledger.record(k, "train", "train", {job.name: len(job.examples) for job in jobs},
                                time.perf_counter() - start)  # fmt: skip
         for name, path in self.adapters.items():
             self.backend.load_adapter(name, path)
+
+    def train_jobs(self, k: int, jobs: list[Job]) -> None:
+        config = self.config
+        if config.train.loop == "joint":
+            self.train_jointly(self.run_dir / f"iter{k}" / "adapters", jobs)
+        else:
+            for job in jobs:
+                train_adapter(self.trainer, job.examples, job.out_dir, config.train, job.seed, job.init_from,
+                              config.model.system_prompt)  # fmt: skip
+
+    def release_trainer(self) -> None:
+        """Free a GPU training copy before the engine wakes: the engine's reservation assumed the memory free."""
+        if self._trainer is not None and self._trainer.device.type == "cuda":
+            import torch
+
+            self._trainer = None
+            gc.collect()
+            torch.cuda.empty_cache()
 
     def train_jointly(self, folder: Path, jobs: list[Job]) -> None:
         """All jobs in one loop. Trained together, so resumed together: the adapters land as one folder (a
@@ -170,7 +187,12 @@ class Iterations:
             if folder.is_dir():  # adapters finished before (by train.loop=separate) are kept
                 shutil.copytree(folder, staging)
             staged = [replace(job, out_dir=staging / job.name) for job in jobs]
-            train_adapters(self.trainer, staged, self.config.train, self.config.model.system_prompt)
+            config = self.config
+            if config.train.processes > 1:
+                spec = staging.parent / "jobs.json"  # removed with the staging folder's parent
+                train_in_processes(staged, config.model, config.train, config.backend.dtype, spec)
+            else:
+                train_adapters(self.trainer, staged, config.train, config.model.system_prompt)
 
 
 def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:

@@ -103,6 +103,14 @@ def reply_ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
+def stop_token_ids(hosted: HostedModel) -> frozenset[int]:
+    """Every token that ends a reply: the generation config's end-of-sequence ids (Phi-3's <|end|> beside its
+    </s>, Llama 3's <|eot_id|>) and the tokenizer's."""
+    configured = hosted.base.generation_config.eos_token_id
+    configured = [configured] if isinstance(configured, int) else list(configured or [])
+    return frozenset([*configured, hosted.tokenizer.eos_token_id])
+
+
 def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -113,10 +121,17 @@ def pick_device(device: str) -> torch.device:
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return gpu_half() if device.type == "cuda" else torch.float32
     if dtype == "fast":
-        return torch.bfloat16 if device.type == "cuda" or cpu_has_bfloat16() else torch.float32
+        return gpu_half() if device.type == "cuda" else torch.bfloat16 if cpu_has_bfloat16() else torch.float32
+    if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ModelError(f"backend.dtype=bfloat16: the GPU {device} has no bfloat16 (before Ampere); use float16")
     return getattr(torch, dtype)
+
+
+def gpu_half() -> torch.dtype:
+    """bfloat16 where the GPU computes it (Ampere and later), else float16."""
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 def cpu_has_bfloat16() -> bool:

@@ -279,6 +279,15 @@ VOLATILE = (
     "backend.threads",
     "backend.device",
     "backend.score_memory_mib",
+    # vLLM's memory and parallelism plan: how the same model is laid out on the devices, not what it computes
+    "backend.gpu_memory_utilization",
+    "backend.max_loras",
+    "backend.max_model_len",
+    "backend.tensor_parallel_size",
+    "backend.data_parallel_size",
+    "backend.enforce_eager",
+    "backend.sleep_while_training",
+    "train.processes",  # where the adapters train, not what they learn (sharded training equals one process's)
     "backend.base_url",  # the openai backend's connection settings: the same served model anywhere
     "backend.api_key_env",
     "backend.concurrency",

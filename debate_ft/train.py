@@ -105,7 +105,7 @@ def train_adapter(
             save_strategy="no",
             use_cpu=not on_gpu,
             bf16=on_gpu and torch.cuda.is_bf16_supported(),
-            activation_checkpointing=False,  # it only slows a small CPU run down
+            gradient_checkpointing=False,  # it only slows a small CPU run down
             disable_tqdm=False,
         )
         trainer = SFTTrainer(model=hosted.peft, args=args, train_dataset=dataset, processing_class=hosted.tokenizer)

@@ -25,7 +25,7 @@ QUESTION = [{"role": "user", "content": "What is 2+3?"}]
 
 
 def test_the_protocol_names_what_callers_use():
-    assert sorted(PROTOCOL) == ["generate", "load_adapter", "logprobs", "prompt_tokens", "trainable"]
+    assert sorted(PROTOCOL) == ["generate", "load_adapter", "logprobs", "offloaded", "prompt_tokens", "trainable"]
 
 
 @pytest.mark.parametrize("engine", [HFBackend, FakeBackend, OpenAIBackend, VLLMBackend, Metered])

@@ -53,7 +53,7 @@ class CountingForward:
 def test_finished_rows_make_room_for_waiting_ones_and_others_continue():
     forward = CountingForward(lengths=[1, 4, 2, 0, 3])
     prompts = [[5, 6, 7], [5, 6], [5], [5, 6, 7, 8], [5, 6, 7, 8, 9]]
-    out = sample(forward, prompts, 2, 10, 0, 1.0, EOS, pad_token_id=0, seed=0)
+    out = sample(forward, prompts, 2, 10, 0, 1.0, {EOS}, pad_token_id=0, seed=0)
     assert out == [[10, EOS], [11, 12, 13, 14, EOS], [12, 13, EOS], [EOS], [14, 15, 16, EOS]]
     # shortest prompts first; a finished row's slot is refilled at once; the batch shrinks only when none waits
     assert forward.batches == [[2, 1], [2, 1], [2, 1], [0], [0, 1], [3], [4], [4, 1], [4], [4]]
@@ -61,7 +61,7 @@ def test_finished_rows_make_room_for_waiting_ones_and_others_continue():
 
 def test_max_new_tokens_stops_unfinished_rows():
     forward = CountingForward(lengths=[5])
-    assert sample(forward, [[5, 6, 7]], 4, 3, 0, 1.0, EOS, pad_token_id=0, seed=0) == [[10, 11, 12]]
+    assert sample(forward, [[5, 6, 7]], 4, 3, 0, 1.0, {EOS}, pad_token_id=0, seed=0) == [[10, 11, 12]]
 
 
 def test_prefill_shares_the_common_prefix_per_group_and_identical_prompts():
@@ -74,8 +74,13 @@ def test_prefill_shares_the_common_prefix_per_group_and_identical_prompts():
         return torch.zeros(len(rows), VOCAB)
 
     prompts = [[5, 6, 7, 8]] * 4 + [[5, 6, 9]]
-    out = sample(forward, prompts, 8, 8, 1.0, 1.0, EOS, pad_token_id=0, seed=0, groups=["a"] * 4 + ["b"])
+    out = sample(forward, prompts, 8, 8, 1.0, 1.0, {EOS}, pad_token_id=0, seed=0, groups=["a"] * 4 + ["b"])
     assert calls[0] == ([[5, 6], [5, 6]], [[1, 1], [1, 1]], [[0, 1], [0, 1]], [3, 4])  # one row per group
     # shortest first (request 4), then the identical prompts: one row for all four, the suffix left-padded
     assert calls[1] == ([[0, 9], [7, 8]], [[1, 1, 0, 1], [1, 1, 1, 1]], [[2, 2], [2, 3]], [4, 3])
     assert len({tuple(tokens) for tokens in out[:4]}) > 1
+
+
+def test_a_row_stops_at_any_of_its_stop_tokens():
+    """Models with several end-of-turn ids (Phi-3's <|end|> beside </s>) stop at whichever comes first."""
+    assert sample(CountingForward(lengths=[3]), [[5]], 1, 10, 0, 1.0, {EOS, 11}, pad_token_id=0, seed=0) == [[10, 11]]

@@ -148,7 +148,7 @@ def continuous_greedy(backend, prompts, adapters, steps, stop, batch_size, group
             return call(rows, **inputs, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
 
         pad = backend.tokenizer.pad_token_id
-        return decoding.sample(forward, prompts, batch_size, steps, 0, 1.0, stop, pad, seed=0, groups=groups)
+        return decoding.sample(forward, prompts, batch_size, steps, 0, 1.0, {stop}, pad, seed=0, groups=groups)
 
 
 @pytest.mark.parametrize("slack", [1, 32])

@@ -1,5 +1,7 @@
 """Per-agent LoRA training on a tiny random Llama: adapters learn, the base does not move."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -221,3 +223,19 @@ def test_a_failed_joint_run_takes_its_training_adapters_away(tiny_model_config, 
     monkeypatch.undo()
     train_adapters(hosted, [Job("gen0", chats("Yes"), tmp_path / "a", 0)], CONFIG)  # the same names train again
     assert (tmp_path / "a" / "adapter_config.json").exists()
+
+
+def test_adapters_trained_in_two_torchrun_processes_equal_one_process(tiny_model_config, tmp_path):
+    """train.processes=2: torchrun launches two CPU workers, each training every other adapter on its own copy of
+    the base; the adapters equal those the joint loop trains in this process."""
+    from debate_ft.train_shards import train_in_processes
+
+    config = TrainConfig(epochs=2, batch_size=2, learning_rate=5e-3, lora_r=4, lora_dropout=0.0, processes=2)
+    hosted = host(tiny_model_config, device="cpu")
+    jobs = [Job(f"agent{i}", chats(answer, 3 + i), tmp_path / "one" / f"agent{i}", 10 + i)
+            for i, answer in enumerate(("Yes", "No, it is", "Maybe"))]  # fmt: skip
+    train_adapters(hosted, jobs, config)
+    sharded = [replace(job, out_dir=tmp_path / "two" / job.name) for job in jobs]
+    train_in_processes(sharded, tiny_model_config, config, "float32", tmp_path / "jobs.json")
+    for job, shard in zip(jobs, sharded):
+        assert close(adapter_tensors(job.out_dir), adapter_tensors(shard.out_dir)), job.name

@@ -9,6 +9,7 @@ prompt's tokens. An engine that serves the very model a trainer updates (hf) als
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -62,6 +63,10 @@ class Backend(Protocol):
     def trainable(self) -> Trainable | None:
         """The model trainers may update in place, shared with what this engine serves; None where the engine
         only serves (a trainer then needs a model of its own)."""
+
+    def offloaded(self) -> AbstractContextManager[None]:
+        """A context in which the engine holds no accelerator memory it can give back, so a trainer on the same
+        device has it (vLLM sleeps); the engine serves again after it. A no-op for the others."""
 
 
 @runtime_checkable

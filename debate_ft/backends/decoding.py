@@ -20,7 +20,7 @@ Nucleus sampling looks only at the top candidates, falling back to a full sort f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -36,18 +36,20 @@ Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Cache, torch.Tenso
 
 
 def nucleus_sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else sampled from the smallest set of most likely
-    tokens whose probability reaches top_p (the same set as transformers' TopPLogitsWarper)."""
+    """One token per row (on the CPU): greedy at temperature 0, else sampled from the smallest set of most likely
+    tokens whose probability reaches top_p (the same set as transformers' TopPLogitsWarper). The logits stay on
+    their device; only each row's top candidates move to the CPU, where the seeded generator draws."""
     if temperature == 0:
-        return logits.argmax(-1)
+        return logits.argmax(-1).cpu()
     probs = (logits.float() / temperature).softmax(-1)
-    top, index = probs.topk(min(CANDIDATES, probs.shape[-1]), dim=-1)
+    top, index = (t.cpu() for t in probs.topk(min(CANDIDATES, probs.shape[-1]), dim=-1))
     narrow = top.sum(-1) >= top_p
     tokens = torch.empty(len(probs), dtype=torch.long)
     if narrow.any():
         tokens[narrow] = _draw(top[narrow], index[narrow], top_p, generator)
     if not narrow.all():  # the nucleus reaches beyond the candidates: sort those rows' whole vocabulary
-        tokens[~narrow] = _draw(*probs[~narrow].sort(-1, descending=True), top_p, generator)
+        wide = probs[(~narrow).to(probs.device)].cpu()
+        tokens[~narrow] = _draw(*wide.sort(-1, descending=True), top_p, generator)
     return tokens
 
 
@@ -157,14 +159,14 @@ def sample(
     max_new_tokens: int,
     temperature: float,
     top_p: float,
-    eos_token_id: int,
+    stop_token_ids: Collection[int],
     pad_token_id: int,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
     groups: Sequence[Hashable] | None = None,
 ) -> list[list[int]]:
-    """Generated token ids per prompt (end-of-sequence included when reached), in the order of `prompts`.
+    """Generated token ids per prompt (the stop token included when reached), in the order of `prompts`.
     `groups`: one key per prompt, equal for rows that run the same weights (None: all do); prefill work is shared
     only within a group."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -187,11 +189,11 @@ def sample(
 
     def record(requests: list[int], logits: torch.Tensor) -> list[bool]:
         """Sample one token per row; whether each row is done."""
-        tokens = nucleus_sample(logits.float().cpu(), temperature, top_p, generator).tolist()
+        tokens = nucleus_sample(logits, temperature, top_p, generator).tolist()
         done = []
         for request, token in zip(requests, tokens):
             generated[request].append(token)
-            done.append(token == eos_token_id or len(generated[request]) >= max_new_tokens)
+            done.append(token in stop_token_ids or len(generated[request]) >= max_new_tokens)
         if progress:
             progress(sum(done))
         return done

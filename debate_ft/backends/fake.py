@@ -10,6 +10,7 @@ agents, for instance). Log-probabilities are hashed the same way; tokens are wor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -73,6 +74,9 @@ class FakeBackend:
 
     def trainable(self) -> None:
         return None
+
+    def offloaded(self) -> contextlib.nullcontext:
+        return contextlib.nullcontext()  # nothing of this engine's sits on the trainer's device
 
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from debate_ft.backends import Completion, Message, Request
 from debate_ft.backends.decoding import sample
 from debate_ft.backends.gathered import GatheredLoRA
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
-from debate_ft.models import HostedModel, host, prompt_ids, reply_ids, set_threads
+from debate_ft.models import HostedModel, host, prompt_ids, reply_ids, set_threads, stop_token_ids
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 GQA_SWITCH = "TRANSFORMERS_SDPA_FORCE_GQA"
@@ -41,6 +41,7 @@ class HFBackend:
         self.gathered_lora = gathered_lora  # False: peft's per-adapter loop (the reference path, for tests)
         self._gathered: GatheredLoRA | None = None
         self.tokenizer = hosted.tokenizer
+        self.stop_ids = stop_token_ids(hosted)
         self.batch_size = batch_size
         self.score_memory_mib = score_memory_mib
         self.system_prompt = system_prompt
@@ -59,6 +60,9 @@ class HFBackend:
     def trainable(self) -> HFBackend:
         """This engine serves the hosted model trainers update: generation sees every trained adapter at once."""
         return self
+
+    def offloaded(self) -> nullcontext:
+        return nullcontext()  # trainers update this very model: nothing to give back
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self._prompt(messages))
@@ -152,7 +156,7 @@ class HFBackend:
                 max_new_tokens=sampling.max_new_tokens,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
-                eos_token_id=self.tokenizer.eos_token_id,
+                stop_token_ids=self.stop_ids,
                 pad_token_id=self.tokenizer.pad_token_id,
                 seed=seed,
                 device=self.hosted.device,
@@ -162,8 +166,7 @@ class HFBackend:
         return [self._completion(tokens) for tokens in rows]
 
     def _completion(self, tokens: list[int]) -> Completion:
-        eos = self.tokenizer.eos_token_id
-        length = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+        length = next((i + 1 for i, token in enumerate(tokens) if token in self.stop_ids), len(tokens))
         return Completion(self.tokenizer.decode(tokens[:length], skip_special_tokens=True).strip(), length)
 
     @torch.inference_mode()

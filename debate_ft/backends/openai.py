@@ -14,6 +14,7 @@ The API key is read from the environment variable `backend.api_key_env` and neve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -74,6 +75,8 @@ class OpenAIBackend:
                 f"the server at {self.url} refused the request ({error.status_code}): ${self.key_env} {state}"
             ) from None
         except openai.NotFoundError:
+            if model == "":  # a call that names no model: the caller says what the 404 means
+                raise
             if model is None:
                 raise ModelError(f"no OpenAI API at {self.url} (404 on /models); does base_url end in /v1?") from None
             self._check_served(model, "the model")
@@ -86,19 +89,33 @@ class OpenAIBackend:
             )
 
     def load_adapter(self, name: str, path: str | Path) -> None:
-        """Map adapter `name` to the model the server serves its folder under (served_name); the server must
-        already serve it."""
+        """Map adapter `name` to the model the server serves its folder under (served_name). A server that does
+        not serve it yet is asked to load it (vLLM's /v1/load_lora_adapter, with
+        VLLM_ALLOW_RUNTIME_LORA_UPDATING=True): each iteration's adapters get names of their own, so nothing a
+        server cached for an earlier iteration's weights is reused."""
         served = served_name(name, path)
         self.served = self._call(lambda: [m.id for m in self.client.models.list()])
         if served not in self.served:
-            raise ModelError(
-                f"the server at {self.url} does not serve adapter {served!r}; serve it, e.g. "
-                f"vllm serve BASE --enable-lora --lora-modules {served}={path}"
-            )
+            self._load_at_runtime(served, Path(path))
         self._adapters[name] = served
+
+    def _load_at_runtime(self, served: str, path: Path) -> None:
+        body = {"lora_name": served, "lora_path": str(path.resolve())}
+        try:
+            self._call(lambda: self.client.post("/load_lora_adapter", body=body, cast_to=str), "")
+        except openai.APIStatusError as error:
+            raise ModelError(
+                f"the server at {self.url} does not serve adapter {served!r} and did not load it at run time "
+                f"({error.status_code}); start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora "
+                f"(python -m debate_ft vllm-command prints it), or serve it: --lora-modules {served}={path}"
+            ) from None
+        self.served.append(served)
 
     def trainable(self) -> None:
         return None  # the server holds the model; `iterate` trains adapters on an HF copy for it to serve
+
+    def offloaded(self) -> contextlib.nullcontext:
+        return contextlib.nullcontext()  # nothing of this engine's sits on the trainer's device
 
     def _model(self, request: Request) -> str:
         return self._adapters.get(request.adapter, request.adapter) if request.adapter else self.base

@@ -7,6 +7,7 @@ is not thread-safe, so requests take turns on it (a lock).
 
 from __future__ import annotations
 
+import shlex
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
-from debate_ft.config import Config, GenerationConfig, saved_config
+from debate_ft.config import LORA_RANKS, Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
 from debate_ft.methods import FINE_TUNINGS
 from debate_ft.tasks import Question, Task, get_task
@@ -39,14 +40,17 @@ def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, 
 
 
 def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
-    """The `vllm serve` command that serves the same models as `serve` (the society itself excepted)."""
-    from debate_ft.models import model_dir
+    """The `vllm serve` command that serves the same models as `serve` (the society itself excepted), with the
+    run's vLLM settings (backend.max_lora_rank: one of vLLM's ranks, at least the adapters')."""
+    from debate_ft.backends.vllm import server_command
 
     config = saved_config(run_dir)
     _, adapters = trained_adapters(run_dir, iteration)
-    modules = " ".join(f"{served_name(name, path)}={path}" for name, path in adapters.items())
-    lora = f" --enable-lora --max-lora-rank {config.train.lora_r} --lora-modules {modules}" if adapters else ""
-    return f"vllm serve {model_dir(config.model)} --served-model-name {BASE_MODEL}{lora}"
+    rank = min(r for r in LORA_RANKS if r >= max(config.train.lora_r, config.backend.max_lora_rank))
+    command = server_command(config.model, replace(config.backend, max_lora_rank=rank), False, BASE_MODEL)
+    if adapters:
+        command += ["--lora-modules", *(f"{served_name(name, path)}={path}" for name, path in adapters.items())]
+    return shlex.join(command)
 
 
 @dataclass
