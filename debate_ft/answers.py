@@ -124,6 +124,22 @@ def final_answer(text: str, read: Reader, fallback: Callable[[str], str | None] 
 # ---- numbers (GSM8K, arithmetic) ----
 
 
+# Python refuses int(str) past 4300 digits (a guard against quadratic conversion); longer numbers keep their digits
+HUGE_DIGITS = 4000
+
+
+def exact_number(text: str) -> str:
+    """Canonical form of one written number ('1,234.50' -> '1234.5'); past HUGE_DIGITS digits, its digits
+    without separators, leading zeros or trailing decimal zeros (so two spellings of it still compare equal)."""
+    text = text.replace(",", "").replace(" ", "")
+    if sum(character.isdigit() for character in text) <= HUGE_DIGITS:
+        return canonical_number(Fraction(text))
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text.lstrip("+"))
+    whole, _, decimals = digits.partition(".")
+    whole, decimals = whole.lstrip("0") or "0", decimals.rstrip("0")
+    return sign + whole + (f".{decimals}" if decimals else "")
+
+
 def canonical_number(value: Fraction) -> str:
     """'42', '0.75', '-3.5' for terminating decimals; 'p/q' otherwise ('1/3')."""
     if value.denominator == 1:
@@ -198,7 +214,7 @@ def read_number(content: str) -> str | None:
 
 def _number_of(match: re.Match) -> str:
     sign = "-" if match.group("sign") else ""
-    return canonical_number(Fraction(sign + match.group("body").replace(",", "")))
+    return exact_number(sign + match.group("body"))
 
 
 def last_number(text: str) -> str | None:
@@ -207,7 +223,7 @@ def last_number(text: str) -> str | None:
     text = _clean_numeric(text)
     last_line = text.rstrip().rsplit("\n", 1)[-1]
     if _PLAIN_SPACE_GROUPS.fullmatch(last_line):
-        return canonical_number(Fraction(last_line.replace(" ", "")))
+        return exact_number(last_line)
     matches = list(_NUMBER.finditer(text))
     return _number_of(matches[-1]) if matches else None
 
@@ -217,7 +233,7 @@ def normalize_number(token: str) -> str | None:
     token = prepare(_clean_numeric(token))
     if not token.strip() or not _STRICT_NUMBER.fullmatch(token) or not re.search(r"\d", token):
         return None
-    return canonical_number(Fraction(token.replace(",", "").strip()))
+    return exact_number(token.strip())
 
 
 def extract_number(text: str) -> str | None:
@@ -228,6 +244,8 @@ def extract_number(text: str) -> str | None:
 def numbers_equal(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return False
+    if max(len(a), len(b)) > HUGE_DIGITS:  # canonical forms (exact_number) of a number that long are its digits
+        return a == b
     try:
         return Fraction(a) == Fraction(b)
     except (ValueError, ZeroDivisionError):

@@ -21,6 +21,7 @@ from debate_ft.methods import FINE_TUNINGS, SCORINGS
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DEBUG_ENV = "DEBATE_FT_DEBUG"
+NAME_BYTES = 255  # the longest file or folder name Linux file systems take
 ERROR_LOG = "error.log"
 USAGE = f"""usage: python -m debate_ft <command> [key=value ...] [--debug]
 
@@ -70,7 +71,7 @@ def _hydra_run(command: str, argv: list[str]) -> None:
 
     from debate_ft.commands import check_settings
     from debate_ft.config import load, to_dict
-    from debate_ft.runs import prepare_run_dir
+    from debate_ft.runs import prepare_run_dir, run_lock
 
     def task(cfg) -> None:
         _State.in_task = True
@@ -78,8 +79,9 @@ def _hydra_run(command: str, argv: list[str]) -> None:
         try:
             config = load(cfg)
             check_settings(command, config)
-            prepare_run_dir(_State.run_dir, to_dict(config))
-            _commands()[command](config, _State.run_dir)
+            with run_lock(_State.run_dir):
+                prepare_run_dir(_State.run_dir, to_dict(config))
+                _commands()[command](config, _State.run_dir)
         except Exception as error:
             raise _Abort() from error
 
@@ -114,6 +116,8 @@ def check_run_name(argv: list[str]) -> None:
             parts = Path(name).parts
             if Path(name).is_absolute() or ".." in parts or name.startswith("~"):
                 raise ConfigError(f"run.name={name} must be a folder name inside run.root (no '..', not absolute)")
+            if any(len(part.encode()) > NAME_BYTES for part in parts):
+                raise ConfigError(f"run.name is longer than a folder name may be ({NAME_BYTES} bytes): {name[:40]}...")
 
 
 def composition_message(error: Exception, argv: list[str]) -> str:

@@ -9,6 +9,7 @@ one-line message.
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import List, Optional
@@ -20,6 +21,11 @@ from debate_ft.errors import ConfigError
 from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, FINE_TUNINGS, SCORINGS
 from debate_ft.schema_help import help_node, listed
 
+# bounds that refuse a typo'd size before it allocates gigabytes or loops: far above any real dataset, context or
+# society
+MAX_QUESTIONS = 1_000_000
+MAX_NEW_TOKENS = 131_072
+MAX_AGENTS = 256
 # the LoRA ranks vLLM's engines accept for --max-lora-rank
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -51,6 +57,17 @@ def _check_choices(section, prefix: str) -> None:
             _check(not unknown, f"{prefix}{spec.name}: {unknown} are not among {listed(choices)}")
 
 
+def _check_finite(section, prefix: str) -> None:
+    """Every float setting of `section` and its subsections is a finite number: an infinite learning rate passes
+    `> 0` and trains adapters full of NaN."""
+    for spec in fields(section):
+        value = getattr(section, spec.name)
+        if isinstance(value, float):
+            _check(math.isfinite(value), f"{prefix}{spec.name} must be a finite number (got {value})")
+        elif hasattr(value, "__dataclass_fields__"):
+            _check_finite(value, f"{prefix}{spec.name}.")
+
+
 def choices(section: type, name: str) -> tuple[str, ...]:
     """The values a field may take, as its schema declares them."""
     return next(spec.metadata["choices"] for spec in fields(section) if spec.name == name)
@@ -80,8 +97,12 @@ class DatasetConfig:
 
     def __post_init__(self):
         _check_choices(self, "dataset.")
-        _check(self.train_size >= 1, f"dataset.train_size must be >= 1 (got {self.train_size})")
-        _check(self.test_size >= 1, f"dataset.test_size must be >= 1 (got {self.test_size})")
+        for split in ("train", "test"):
+            size = getattr(self, f"{split}_size")
+            _check(
+                1 <= size <= MAX_QUESTIONS,
+                f"dataset.{split}_size must be in 1..{MAX_QUESTIONS:,} (got {size:,})",
+            )
         _check(self.path is None or bool(self.path.strip()), "dataset.path is empty: give a file or folder, or drop it")
         _check(2 <= self.operands <= 6, f"dataset.operands must be in 2..6 (got {self.operands})")
         _check(self.max_value >= 1, f"dataset.max_value must be >= 1 (got {self.max_value})")
@@ -202,7 +223,11 @@ class GenerationConfig:
     top_p: float = _help("Nucleus sampling mass. The paper uses 0.9.", 0.9)
 
     def __post_init__(self):
-        _check(self.max_new_tokens >= 1, f"generation.max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+        _check(
+            1 <= self.max_new_tokens <= MAX_NEW_TOKENS,
+            f"generation.max_new_tokens must be in 1..{MAX_NEW_TOKENS} (got {self.max_new_tokens:,}); the model's "
+            "context bounds it further",
+        )
         _check(self.temperature >= 0, f"generation.temperature must be >= 0 (got {self.temperature})")
         _check(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1] (got {self.top_p})")
 
@@ -212,7 +237,7 @@ class AgentsConfig:
     n: int = _help("Generator agents; as many critic agents debate in rounds 2..M.", 3)
 
     def __post_init__(self):
-        _check(self.n >= 1, f"agents.n must be >= 1 (got {self.n})")
+        _check(1 <= self.n <= MAX_AGENTS, f"agents.n must be in 1..{MAX_AGENTS} (got {self.n:,})")
 
 
 @dataclass
@@ -422,6 +447,7 @@ class Config:
     run: RunConfig = _help("Where outputs go.", factory=RunConfig)
 
     def __post_init__(self):
+        _check_finite(self, "")
         _check(self.iterations >= 0, f"iterations must be >= 0 (got {self.iterations})")
         _check(
             self.method not in FINE_TUNINGS,

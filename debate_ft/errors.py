@@ -15,3 +15,7 @@ class DataError(DebateFTError):
 
 class ModelError(DebateFTError):
     """A model cannot be found or loaded."""
+
+
+class TrainingError(DebateFTError):
+    """Training diverged (a non-finite loss); nothing of it was saved."""

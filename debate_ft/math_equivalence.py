@@ -23,8 +23,9 @@ import subprocess
 import sys
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
+
+from debate_ft.answers import exact_number, numbers_equal
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def matches_gold(gold: str | None, prediction: str | None) -> bool:
     if _key(gold) == _key(prediction):
         return True
     if _PLAIN_NUMBER.fullmatch(gold) and _PLAIN_NUMBER.fullmatch(prediction):
-        return Fraction(gold) == Fraction(prediction)
+        return numbers_equal(exact_number(gold), exact_number(prediction))  # also past Python's digit limit
     return _VERIFIER.verify(gold, prediction)
 
 

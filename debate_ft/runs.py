@@ -175,6 +175,37 @@ def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
+LOCK = ".lock"  # in a run directory: held (flock) by the process running a command on it; names that process
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this process: a second command on the same directory is refused in one line
+    naming the holder, instead of both appending to one transcript or deleting each other's staging folders. An
+    OS lock: the kernel releases it when its holder dies, however it dies."""
+    import fcntl
+    import sys
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{run_dir} is in use by {holder}; wait for it to finish (or stop it) before running another "
+                "command on this run directory, or pick a new run.name"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()} ({' '.join(sys.argv)})"[:500])
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)  # the lock itself goes with the handle
+
+
 def recover(root: Path) -> None:
     """Undo what killed writes left under `root`: put aside folders back where their new version never
     arrived, and delete temporary and aside leftovers, so no later reader sees them."""

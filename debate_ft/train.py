@@ -26,7 +26,7 @@ from tqdm.auto import trange
 
 from debate_ft.backends.gathered import GatheredLoRA
 from debate_ft.config import TrainConfig
-from debate_ft.errors import ModelError
+from debate_ft.errors import ModelError, TrainingError
 from debate_ft.models import HostedModel, with_system
 
 log = logging.getLogger(__name__)
@@ -106,11 +106,17 @@ def train_adapter(
             use_cpu=not on_gpu,
             bf16=on_gpu and torch.cuda.is_bf16_supported(),
             gradient_checkpointing=False,  # it only slows a small CPU run down
+            logging_nan_inf_filter=False,  # a NaN step must show in the training loss (the check below)
             disable_tqdm=False,
         )
         trainer = SFTTrainer(model=hosted.peft, args=args, train_dataset=dataset, processing_class=hosted.tokenizer)
         result = trainer.train()
     hosted.peft.eval()
+    try:
+        _check_finite(result.training_loss, out_dir.name, f"over {result.global_step} steps")
+    except TrainingError:
+        hosted.delete_adapter(TRAINING)
+        raise
     hosted.save_adapter(TRAINING, out_dir)
     hosted.delete_adapter(TRAINING)
     log.info("trained %s on %d examples: loss %.4f", out_dir.name, len(examples), result.training_loss)
@@ -182,6 +188,7 @@ def _train_jointly(hosted: HostedModel, names: list[str], rows, jobs: Sequence[J
         for step in trange(max(map(len, plans)), desc=f"train {len(jobs)} adapters"):
             batch = [rows[j][i] for j, plan in enumerate(plans) if step < len(plan) for i in plan[step]]
             for j, loss in backward(hosted, gather, names, batch, config.pass_tokens).items():
+                _check_finite(loss, jobs[j].name, f"at step {step + 1}")
                 losses[j].append(loss)
                 torch.nn.utils.clip_grad_norm_(groups[j]["params"], MAX_GRAD_NORM)
             for j, plan in enumerate(plans):
@@ -192,6 +199,15 @@ def _train_jointly(hosted: HostedModel, names: list[str], rows, jobs: Sequence[J
             decay.step()
             optimizer.zero_grad(set_to_none=True)
     return losses, plans
+
+
+def _check_finite(loss: float, name: str, when: str) -> None:
+    """A NaN or infinite loss stops training before anything is saved: its adapter would be NaN throughout."""
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"{name}'s training loss is {loss} {when}; nothing was saved (lower train.learning_rate, or train in "
+            "float32: backend.dtype=float32)"
+        )
 
 
 def answer_rows(tokenizer, job: Job, index: int, config: TrainConfig, system_prompt: str | None) -> tuple[list, int]:

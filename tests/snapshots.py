@@ -23,8 +23,8 @@ def normalised(path: Path) -> bytes:
 
 
 # config.yaml names its own folder; compute.csv counts the work each invocation did, so a resumed run's holds
-# the work a kill threw away twice (that is its job); logs differ by nature
-VOLATILE = ("config.yaml", "compute.csv")
+# the work a kill threw away twice (that is its job); logs differ by nature; the lock names its last holder
+VOLATILE = ("config.yaml", "compute.csv", ".lock")
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:

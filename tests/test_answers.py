@@ -121,3 +121,28 @@ def test_extractors_are_linear_on_huge_outputs(text):
     for extract in EXTRACTORS:
         extract(text)
     assert time.perf_counter() - start < 5  # quadratic scans of 100k characters take minutes
+
+
+HUGE = "1" * 5000  # past Python's 4300-digit limit on int(str)
+
+
+@pytest.mark.parametrize("task", ["arithmetic", "gsm", "math"])
+@pytest.mark.parametrize(
+    "reply, gold, correct",
+    [
+        (f"\\boxed{{{HUGE}}}", "5", False),
+        ("\\boxed{5}", HUGE, False),
+        (f"\\boxed{{{HUGE}}}", HUGE, True),
+        (f"\\boxed{{000{HUGE}}}", HUGE, True),
+        (f"\\boxed{{-{HUGE}}}", HUGE, False),
+        (f"\\boxed{{{HUGE}.500}}", f"{HUGE}.5", True),
+    ],
+)
+def test_numbers_with_thousands_of_digits_are_scored_not_a_crash(task, reply, gold, correct):
+    """A reply or gold of thousands of digits once killed the run (and every resume of it) with int()'s
+    digit-limit ValueError; it is a number like any other."""
+    from debate_ft.config import DatasetConfig
+    from debate_ft.tasks import get_task
+
+    scorer = get_task(DatasetConfig(name=task))
+    assert scorer.is_correct(scorer.extract_answer(reply), gold) is correct

@@ -130,7 +130,7 @@ def _(tmp, tiny):
 
 @case("agents_zero")
 def _(tmp, tiny):
-    return ["evaluate", "+dataset=arithmetic", *FAKE, "agents.n=0"], 2, ["agents.n must be >= 1"]
+    return ["evaluate", "+dataset=arithmetic", *FAKE, "agents.n=0"], 2, ["agents.n must be in 1..256 (got 0)"]
 
 
 @case("rounds_zero")
@@ -140,12 +140,20 @@ def _(tmp, tiny):
 
 @case("test_size_zero")
 def _(tmp, tiny):
-    return ["evaluate", "+dataset=arithmetic", *FAKE, "dataset.test_size=0"], 2, ["dataset.test_size must be >= 1"]
+    return (
+        ["evaluate", "+dataset=arithmetic", *FAKE, "dataset.test_size=0"],
+        2,
+        ["dataset.test_size must be in 1..1,000,000"],
+    )
 
 
 @case("train_size_zero")
 def _(tmp, tiny):
-    return ["iterate", "+dataset=arithmetic", *FAKE, "dataset.train_size=0"], 2, ["dataset.train_size must be >= 1"]
+    return (
+        ["iterate", "+dataset=arithmetic", *FAKE, "dataset.train_size=0"],
+        2,
+        ["dataset.train_size must be in 1..1,000,000"],
+    )
 
 
 @case("negative_test_size")

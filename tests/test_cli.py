@@ -82,6 +82,7 @@ def test_debate_command_writes_a_transcript(tmp_path):
         (["evaluate", "+dataset=arithmetic", "backend=fake", "method=best"], "method must be all, base"),
         (["evaluate", "+dataset=nope"], "Available options in 'dataset'"),
         (["nonsense"], "unknown command"),
+        (["evaluate", "+dataset=arithmetic", "backend=fake", "run.name=" + "x" * 300], "longer than a folder name"),
     ],
 )
 def test_errors_are_clear(tmp_path, args, message):
@@ -97,3 +98,29 @@ def test_malformed_data_names_file_and_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'test.jsonl'}:2: malformed JSON (Expecting value)"
+
+
+def test_a_run_directory_serves_one_process_at_a_time(tmp_path):
+    """Two real processes: while one holds the run directory, a second command on it is refused in one line
+    naming the holder; once the holder is killed (-9: no clean-up runs), the kernel has released the lock."""
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "r"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom debate_ft.runs import run_lock\n"
+         "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(120)\n", str(run_dir)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    args = ["evaluate", "+dataset=arithmetic", *AGENTS, "dataset.test_size=4", f"run.root={tmp_path}", "run.name=r"]
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = cli(*args)
+        assert refused.returncode == 2, refused.stderr
+        assert f"is in use by process {holder.pid} (" in refused.stderr and len(refused.stderr.splitlines()) == 1
+        assert not (run_dir / "iter0").exists()  # refused before any work
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert cli(*args).returncode == 0

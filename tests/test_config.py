@@ -61,7 +61,17 @@ def test_missing_dataset_says_how_to_choose():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("agents.n=0", "agents.n must be >= 1"),
+        ("agents.n=0", "agents.n must be in 1..256"),
+        # numbers at the extremes: refused before any work instead of NaN adapters, endless loops or huge caches
+        ("train.learning_rate=inf", "train.learning_rate must be a finite number"),
+        ("generation.temperature=nan", r"generation.temperature must be .* \(got nan\)"),
+        ("train.lora_dropout=nan", r"train.lora_dropout must be .* \(got nan\)"),
+        ("backend.timeout_s=inf", "backend.timeout_s must be a finite number"),
+        ("dataset.test_size=1000000000", "dataset.test_size must be in 1..1,000,000"),
+        ("generation.max_new_tokens=1000000000", "generation.max_new_tokens must be in 1..131072"),
+        ("agents.n=1000000000", "agents.n must be in 1..256"),
+        ("backend.max_lora_rank=12", "backend.max_lora_rank must be one of vLLM's 1, 8, 16"),
+        ("backend.gpu_memory_utilization=1.5", "backend.gpu_memory_utilization must be in"),
         ("debate.rounds=0", "debate.rounds must be >= 1"),
         ("generation.top_p=0", "generation.top_p"),
         ("train.init=middle", "train.init must be base or previous"),
@@ -71,6 +81,12 @@ def test_missing_dataset_says_how_to_choose():
 def test_bad_values_fail_with_their_key(override, message):
     with pytest.raises(ConfigError, match=message):
         compose_config("+dataset=arithmetic", override)
+
+
+def test_vllm_refuses_adapters_above_its_served_rank():
+    with pytest.raises(ConfigError, match="train.lora_r=32 is above backend.max_lora_rank=16"):
+        compose_config("+dataset=arithmetic", "backend=vllm", "train.lora_r=32")
+    assert compose_config("+dataset=arithmetic", "train.lora_r=32").train.lora_r == 32  # hf serves any rank
 
 
 def test_unknown_key_is_rejected():

@@ -121,3 +121,13 @@ def test_replies_end_at_every_end_of_turn_id_the_generation_config_names(tiny_mo
     hosted = host(tiny_model_config, device="cpu")
     hosted.base.generation_config.eos_token_id = [7, 9]  # Phi-3: </s> and <|end|>
     assert HFBackend(hosted).stop_ids == {7, 9, hosted.tokenizer.eos_token_id}
+
+
+def test_more_new_tokens_than_the_model_has_context_is_refused(tiny_backend):
+    from debate_ft.errors import ModelError
+
+    context = tiny_backend.hosted.base.config.max_position_embeddings
+    with pytest.raises(ModelError, match=f"max_new_tokens={context:,} is beyond the model's context of {context:,}"):
+        tiny_backend.generate(
+            [Request([{"role": "user", "content": "hi"}])], GenerationConfig(max_new_tokens=context), 0
+        )

@@ -239,3 +239,18 @@ def test_adapters_trained_in_two_torchrun_processes_equal_one_process(tiny_model
     train_in_processes(sharded, tiny_model_config, config, "float32", tmp_path / "jobs.json")
     for job, shard in zip(jobs, sharded):
         assert close(adapter_tensors(job.out_dir), adapter_tensors(shard.out_dir)), job.name
+
+
+@pytest.mark.parametrize("loop", ["joint", "separate"])
+def test_a_nan_loss_stops_training_and_saves_nothing(tiny_model_config, tmp_path, loop):
+    from debate_ft.errors import TrainingError
+
+    hosted = host(tiny_model_config, device="cpu")
+    with torch.no_grad():  # a diverged base: every logit NaN
+        hosted.base.get_output_embeddings().weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match=r"training loss is nan (at step 1|over 4 steps); nothing was saved"):
+        if loop == "joint":
+            train_adapters(hosted, [Job("gen0", chats("Yes"), tmp_path / "gen0", 0)], CONFIG)
+        else:
+            train_adapter(hosted, chats("Yes"), tmp_path / "gen0", CONFIG, seed=0)
+    assert not (tmp_path / "gen0").exists() and hosted.adapters() == []

@@ -22,6 +22,7 @@ from debate_ft.backends import Completion, Message, Request
 from debate_ft.backends.decoding import sample
 from debate_ft.backends.gathered import GatheredLoRA
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.errors import ModelError
 from debate_ft.models import HostedModel, host, prompt_ids, reply_ids, set_threads, stop_token_ids
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
@@ -138,6 +139,12 @@ class HFBackend:
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
+        context = getattr(self.hosted.base.config, "max_position_embeddings", None)
+        if context and sampling.max_new_tokens >= context:  # the slot cache would be allocated for all of them
+            raise ModelError(
+                f"generation.max_new_tokens={sampling.max_new_tokens:,} is beyond the model's context of {context:,} "
+                "tokens"
+            )
         prompts = [self._prompt(r.messages) for r in requests]
         with (
             self._serving(requests) as call,
