@@ -185,3 +185,56 @@ def test_iterate_runs_through_the_server(diversity_run, tiny_model_dir, tmp_path
     debates = compute[(compute["stage"] == "debate") & (compute["agent"] == "all")]
     assert len(debates) == 3 and (debates["prompt_tokens"] > 0).all() and (debates["generated_tokens"] > 0).all()
     assert "secret" not in (run / "config.yaml").read_text() and KEY_ENV in (run / "config.yaml").read_text()
+
+
+def post(url: str, path: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}{path}", json=body, headers={"Authorization": "Bearer secret"}, timeout=60)
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("/chat/completions", {"model": "base", "messages": HI, "max_tokens": -1}, "max_tokens: Input should be"),
+        ("/chat/completions", {"model": "base", "messages": HI, "max_tokens": 10**9}, "this model's context is"),
+        ("/chat/completions", {"model": "base", "messages": HI, "temperature": -0.5}, "temperature: Input should be"),
+        ("/chat/completions", {"model": "base", "messages": HI, "top_p": 1.5}, "top_p: Input should be"),
+        ("/chat/completions", {"model": "base", "messages": HI, "top_p": 0}, "top_p: Input should be"),
+        ("/chat/completions", {"model": "base", "messages": []}, "messages: List should have at least 1 item"),
+        ("/chat/completions", {"model": "base", "messages": HI, "seed": 2**70}, "seed: Input should be less than"),
+        ("/chat/completions", {"model": "society", "messages": [{"role": "user", "content": "x " * 600_000}]},
+         "this model's context is"),
+        ("/completions", {"model": "base", "prompt": [1, 2, 10**9], "echo": True, "logprobs": 0}, "token ids must be"),
+        ("/completions", {"model": "base", "prompt": [-1], "echo": True, "logprobs": 0}, "token ids must be"),
+        ("/completions", {"model": "base", "prompt": [], "echo": True, "logprobs": 0}, "prompt: "),
+        ("/completions", {"model": "base", "prompt": [5] * 100_000, "echo": True, "logprobs": 0},
+         "this model's context is"),
+        ("/completions", {"model": "base", "prompt": "a" * 1_000_000, "echo": True, "logprobs": 0},
+         "this model's context is"),
+    ],
+)  # fmt: skip
+def test_out_of_range_requests_are_400s_with_a_message_not_500s(server, path, body, message):
+    """Each answered at once: nothing is generated or scored for a request that cannot be served."""
+    start = time.time()
+    response = post(server, path, body)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]["message"]
+    assert time.time() - start < 10
+
+
+def test_a_temperature_of_nan_is_refused(server):
+    body = '{"model": "base", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}'
+    response = httpx.post(f"{server}/chat/completions", content=body,
+                          headers={"Authorization": "Bearer secret", "Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code == 400 and "temperature" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "args, message", [(["--iteration", "7"], "has iterations 0..1"), (["--iteration", "-1"], "has iterations 0..1"),
+                      (["--port", "70000"], "is not a port")]
+)  # fmt: skip
+def test_serve_refuses_an_iteration_or_port_it_cannot_have_before_loading(diversity_run, args, message):
+    result = cli("serve", str(diversity_run), *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -29,6 +29,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--api-key-env", help="require the API key held by this environment variable")
     parser.add_argument("--vllm-command", action="store_true", help="print the matching `vllm serve` command, exit")
     args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is not a port (1..65535)")
     try:
         if args.vllm_command:
             from debate_ft.serve.society import vllm_command

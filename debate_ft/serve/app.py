@@ -8,13 +8,15 @@ Errors have OpenAI's shape ({"error": {"message", "type", "code"}}), so clients 
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 import uuid
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from debate_ft.serve.society import SOCIETY_MODEL, ServedSociety
 
@@ -25,6 +27,9 @@ class APIError(Exception):
         self.status, self.message, self.kind, self.code = status, message, kind, code
 
 
+CHARS_PER_TOKEN = 16  # a prompt longer than this many characters per context token cannot fit: refused untokenized
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: str
@@ -32,21 +37,23 @@ class Message(BaseModel):
 
 
 class ChatRequest(BaseModel):
+    """What a chat request may ask; values out of range are a 400 with the field's name, before any work."""
+
     model_config = ConfigDict(extra="ignore")
     model: str
-    messages: list[Message]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    seed: int | None = None
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    seed: int | None = Field(None, ge=0, lt=2**63)  # torch's generators take 64-bit seeds
     n: int = 1
 
 
 class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str
-    prompt: str | list[int]
+    prompt: str | list[int] = Field(min_length=1)
     echo: bool = False
     logprobs: int | None = None
     max_tokens: int | None = 16
@@ -59,6 +66,23 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
     async def api_error(_, error: APIError):
         body = {"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}}
         return JSONResponse(body, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, error: RequestValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+        return await api_error(_, APIError(400, f"{where}: {first.get('msg', 'invalid value')}"))
+
+    context = served.context()
+
+    def fits(prompt_tokens: int, max_tokens: int) -> None:
+        if prompt_tokens + max_tokens > context:
+            raise APIError(
+                400,
+                f"this model's context is {context} tokens; the request asks for {prompt_tokens} prompt tokens and "
+                f"{max_tokens} new ones",
+                code="context_length_exceeded",
+            )
 
     def authorized(request: Request) -> None:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -80,9 +104,14 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         model = known(body.model)
         if body.n != 1:
             raise APIError(400, "n must be 1")
-        sampling = served.sampling(body.max_completion_tokens or body.max_tokens, body.temperature, body.top_p)
+        max_tokens = body.max_completion_tokens or body.max_tokens
+        fits(0, max_tokens or 0)
+        sampling = served.sampling(max_tokens, body.temperature, body.top_p)
         seed = served.config.seed if body.seed is None else body.seed
         messages = [m.model_dump() for m in body.messages]
+        if sum(len(m["content"]) for m in messages) > context * CHARS_PER_TOKEN:
+            fits(context + 1, sampling.max_new_tokens)
+        fits(served.backend.prompt_tokens(messages), sampling.max_new_tokens)
         if model == SOCIETY_MODEL:
             return society_reply(served, messages, sampling, seed)
         completion, prompt_tokens = served.chat(model, messages, sampling, seed)
@@ -98,17 +127,22 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         tokenizer = served.backend.tokenizer
         ids = body.prompt
         if isinstance(ids, str):
+            if len(ids) > context * CHARS_PER_TOKEN:
+                fits(context + 1, 0)
             ids = tokenizer(ids, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise APIError(400, "empty prompt")
+        fits(len(ids), 0)
+        vocabulary = len(tokenizer)
+        if not all(0 <= i < vocabulary for i in ids):
+            raise APIError(400, f"prompt: token ids must be in 0..{vocabulary - 1}")
         tokens = [tokenizer.decode([i]) for i in ids]
-        offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+        offsets = [0, *itertools.accumulate(len(t) for t in tokens)][:-1]
         logprobs = {"tokens": tokens, "token_logprobs": served.score(model, ids), "top_logprobs": None,
                     "text_offset": offsets}  # fmt: skip
         choice = {"index": 0, "text": "".join(tokens), "logprobs": logprobs, "finish_reason": "length"}
         return envelope("text_completion", model, [choice], len(ids), 0)
 
     return app
+
 
 
 def society_reply(served: ServedSociety, messages: list[dict], sampling, seed: int) -> dict:

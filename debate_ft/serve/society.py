@@ -17,6 +17,7 @@ from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
 from debate_ft.config import LORA_RANKS, Config, GenerationConfig, saved_config
 from debate_ft.debate import Debate, Society
+from debate_ft.errors import ConfigError
 from debate_ft.methods import FINE_TUNINGS
 from debate_ft.tasks import Question, Task, get_task
 from debate_ft.transcript import Record
@@ -30,6 +31,10 @@ def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, 
     adapter an iteration did not retrain keeps its earlier folder, as in `iterate`."""
     folders = sorted((int(p.name[4:]), p) for p in run_dir.glob("iter*") if p.name[4:].isdigit())
     trained = [k for k, folder in folders if any((folder / "adapters").glob("*/adapter_config.json"))]
+    if iteration is not None and not 0 <= iteration <= max((k for k, _ in folders), default=0):
+        raise ConfigError(
+            f"--iteration {iteration}: {run_dir} has iterations 0..{max((k for k, _ in folders), default=0)}"
+        )
     last = iteration if iteration is not None else max(trained, default=0)
     adapters: dict[str, Path] = {}
     for k, folder in folders:
@@ -76,6 +81,10 @@ class ServedSociety:
             backend.load_adapter(name, path)
         society = FINE_TUNINGS[config.ft_method].society(config.agents.n, adapters)
         return cls(config, backend, get_task(config.dataset), society, iteration, adapters)
+
+    def context(self) -> int:
+        """The most tokens, prompt and reply together, the model attends over."""
+        return self.backend.hosted.base.config.max_position_embeddings
 
     def models(self) -> list[str]:
         return [BASE_MODEL, *self.adapters, *self.aliases, SOCIETY_MODEL]
