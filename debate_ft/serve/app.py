@@ -144,7 +144,6 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
     return app
 
 
-
 def society_reply(served: ServedSociety, messages: list[dict], sampling, seed: int) -> dict:
     questions = [m["content"] for m in messages if m["role"] == "user"]
     if not questions:
