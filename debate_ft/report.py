@@ -11,6 +11,7 @@ shows what each stage cost (compute.csv).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -55,16 +56,18 @@ def run_settings(folder: Path) -> dict:
 
 
 def run_folders(run_dirs: list[Path], name: str) -> list[tuple[str, Path]]:
-    """(run label, folder) of every `name` file under `run_dirs`; the label is the folder's path from the
-    RUN_DIR's parent, so runs from several RUN_DIRs stay apart."""
-    found = []
+    """(run label, folder) of every `name` file under `run_dirs`; the label is the folder's path from the RUN_DIRs'
+    common parent, so runs from several RUN_DIRs stay apart even where their own names are equal (A/r, B/r)."""
     for root in run_dirs:
         if not root.is_dir():
             raise DataError(f"{root} {'is not a folder' if root.exists() else 'does not exist'}")
+    base = os.path.commonpath([root.absolute().parent for root in run_dirs])
+    found = []
+    for root in run_dirs:
         for path in sorted(root.rglob(name)):
             if is_leftover(path, root):  # inside the temporary folder of an interrupted write: not a run
                 continue
-            found.append((str(path.parent.relative_to(root.parent)), path.parent))
+            found.append((os.path.relpath(path.parent.absolute(), base), path.parent))
     return found
 
 

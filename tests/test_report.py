@@ -72,3 +72,16 @@ def test_report_table_writes_the_paper_table_and_paired_comparisons(diversity_ru
     assert {"difference", "ci_low", "ci_high", "p_mcnemar"} <= set(pairs.columns) and set(pairs["n"]) == {4}
     assert (pairs["ci_low"] <= pairs["difference"]).all() and (pairs["difference"] <= pairs["ci_high"]).all()
     assert (tmp_path / "t" / "results.md").read_text().startswith("| method | arithmetic it0 | arithmetic it1 |")
+
+
+def test_runs_with_the_same_folder_name_under_two_roots_stay_apart(diversity_run, tmp_path):
+    """`report A/r B/r`: both runs are called r in their own root; their rows keep labels of their own (A/r,
+    B/r) instead of sharing one, so the table and the paired comparisons never merge them."""
+    import shutil
+
+    for root in ("A", "B"):
+        shutil.copytree(diversity_run, tmp_path / root / "r", symlinks=True)
+    metrics = report.collect([tmp_path / "A" / "r", tmp_path / "B" / "r"])
+    assert sorted(set(metrics["run"])) == ["A/r", "B/r"]
+    alone = report.collect([diversity_run])
+    assert set(alone["run"]) == {diversity_run.name}  # one RUN_DIR: labels as before
