@@ -200,6 +200,7 @@ def vllm_command(overrides: list[str]) -> str:
     for vLLM's CPU build where it has none)."""
     import shlex
 
+    import torch
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -213,8 +214,6 @@ def vllm_command(overrides: list[str]) -> str:
         model, backend = OmegaConf.to_object(cfg.model), OmegaConf.to_object(cfg.backend)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(composition_message(error, overrides)) from None
-    import torch
-
     environment = " ".join(f"{key}={value}" for key, value in RUNTIME_LORA_ENV.items())
     return f"{environment} {shlex.join(server_command(model, backend, on_cpu=not torch.cuda.is_available()))}"
 

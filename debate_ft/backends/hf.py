@@ -48,6 +48,8 @@ class HFBackend:
         self.system_prompt = system_prompt
         self._keeps_logits = "logits_to_keep" in inspect.signature(hosted.base.forward).parameters
         self._vocab = hosted.base.get_output_embeddings().weight.shape[0]
+        # tokens the model attends over, prompt and reply together (None: its config does not say)
+        self.context: int | None = getattr(hosted.base.config, "max_position_embeddings", None)
 
     @classmethod
     def from_config(cls, model: ModelConfig, backend: BackendConfig) -> HFBackend:
@@ -139,11 +141,10 @@ class HFBackend:
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
-        context = getattr(self.hosted.base.config, "max_position_embeddings", None)
-        if context and sampling.max_new_tokens >= context:  # the slot cache would be allocated for all of them
+        if self.context and sampling.max_new_tokens >= self.context:  # the slot cache would hold all of them
             raise ModelError(
-                f"generation.max_new_tokens={sampling.max_new_tokens:,} is beyond the model's context of {context:,} "
-                "tokens"
+                f"generation.max_new_tokens={sampling.max_new_tokens:,} is beyond the model's context of "
+                f"{self.context:,} tokens"
             )
         prompts = [self._prompt(r.messages) for r in requests]
         with (

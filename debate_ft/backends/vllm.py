@@ -4,9 +4,9 @@ All requests of a round go to one `LLM.generate` call, each with its own LoRA re
 (`backend.batch_size` rows decode together). Adapters are the PEFT directories the trainer saves.
 
 Three things this file guards against:
-- Every load of an adapter is served under a name of its own (`gen0@3`): vLLM keys its prefix cache by the LoRA
-  *name*, so a retrained `gen0` under the old name would reuse key/values computed under the previous weights
-  for the prompts every iteration repeats.
+- Every load of an adapter is served under a name of its own (`gen0@3`): vLLM keys its prefix cache by the LoRA's
+  name (0.32: and its path), so `gen0` retrained under its old name (into its old folder) would reuse key/values
+  computed under the previous weights for the prompts every iteration repeats.
 - A row's sample has its own seed, so it does not depend on what it was batched with. On vLLM's CPU build that
   needs whole prefills: a prompt split over two steps has its first sample discarded, which rewinds the row's
   generator, an operation the CPU's lacks ("CPU Generator does not use offset").

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import sys
 import time
 import uuid
 
@@ -73,16 +74,19 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         return await api_error(_, APIError(400, f"{where}: {first.get('msg', 'invalid value')}"))
 
-    context = served.context()
+    context = served.backend.context or sys.maxsize  # a model config that names no context bounds nothing
+
+    def too_long(asked: str) -> APIError:
+        return APIError(400, f"this model's context is {context} tokens; {asked}", code="context_length_exceeded")
 
     def fits(prompt_tokens: int, max_tokens: int) -> None:
         if prompt_tokens + max_tokens > context:
-            raise APIError(
-                400,
-                f"this model's context is {context} tokens; the request asks for {prompt_tokens} prompt tokens and "
-                f"{max_tokens} new ones",
-                code="context_length_exceeded",
-            )
+            raise too_long(f"the request asks for {prompt_tokens} prompt tokens and {max_tokens} new ones")
+
+    def fits_untokenized(characters: int) -> None:
+        """Refuse a prompt too long for the context before paying to tokenize it."""
+        if characters > context * CHARS_PER_TOKEN:
+            raise too_long(f"a prompt of {characters:,} characters cannot fit")
 
     def authorized(request: Request) -> None:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -109,8 +113,7 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         sampling = served.sampling(max_tokens, body.temperature, body.top_p)
         seed = served.config.seed if body.seed is None else body.seed
         messages = [m.model_dump() for m in body.messages]
-        if sum(len(m["content"]) for m in messages) > context * CHARS_PER_TOKEN:
-            fits(context + 1, sampling.max_new_tokens)
+        fits_untokenized(sum(len(m["content"]) for m in messages))
         fits(served.backend.prompt_tokens(messages), sampling.max_new_tokens)
         if model == SOCIETY_MODEL:
             return society_reply(served, messages, sampling, seed)
@@ -127,8 +130,7 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         tokenizer = served.backend.tokenizer
         ids = body.prompt
         if isinstance(ids, str):
-            if len(ids) > context * CHARS_PER_TOKEN:
-                fits(context + 1, 0)
+            fits_untokenized(len(ids))
             ids = tokenizer(ids, add_special_tokens=False)["input_ids"]
         fits(len(ids), 0)
         vocabulary = len(tokenizer)

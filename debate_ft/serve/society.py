@@ -82,10 +82,6 @@ class ServedSociety:
         society = FINE_TUNINGS[config.ft_method].society(config.agents.n, adapters)
         return cls(config, backend, get_task(config.dataset), society, iteration, adapters)
 
-    def context(self) -> int:
-        """The most tokens, prompt and reply together, the model attends over."""
-        return self.backend.hosted.base.config.max_position_embeddings
-
     def models(self) -> list[str]:
         return [BASE_MODEL, *self.adapters, *self.aliases, SOCIETY_MODEL]
 
