@@ -43,6 +43,8 @@ default, choices and help, and the config the command line composes.
 
 # errors of the machine, not of the program: one line naming the path
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+# a file where a folder belongs or the reverse (a damaged run directory): one line naming the one in the way
+IN_THE_WAY_ERRNOS = {errno.EISDIR, errno.ENOTDIR, errno.EEXIST}
 
 
 class _State:
@@ -162,11 +164,22 @@ def write_error_log(text: str) -> Path | None:
 
 
 def os_error_message(error: OSError) -> str:
+    if error.errno in IN_THE_WAY_ERRNOS:
+        return in_the_way_message(error)
     where = error.filename or "a file"
     reason = error.strerror or type(error).__name__
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"cannot write {where}: {reason}; free some space and re-run the same command to resume"
     return f"cannot write {where}: {reason}; pick a writable run.root (or fix the folder's permissions)"
+
+
+def in_the_way_message(error: OSError) -> str:
+    """Name the path of the wrong kind: the folder a file was to be read from or written to, or the file (the
+    path itself or a parent) standing where a folder belongs."""
+    path = Path(error.filename2 or error.filename or ".")
+    culprit = path if path.is_dir() else next((p for p in (path, *path.parents) if p.is_file()), path)
+    kind, wanted = ("folder", "file") if culprit.is_dir() else ("file", "folder")
+    return f"{culprit} is a {kind} where a {wanted} belongs; move or delete it, then re-run the same command"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as error:
-        if error.errno not in ENVIRONMENT_ERRNOS:
+        in_the_way = error.errno in IN_THE_WAY_ERRNOS and error.filename is not None
+        if error.errno not in ENVIRONMENT_ERRNOS and not in_the_way:
             return _unexpected(error, debug)
         print(f"error: {os_error_message(error)}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ import pandas as pd
 
 from debate_ft.backends import Backend, Completion, Message, Request, Trainable
 from debate_ft.config import GenerationConfig
-from debate_ft.runs import atomic_path
+from debate_ft.runs import atomic_path, read_csv
 from debate_ft.tables import COMPUTE_COUNTS, COMPUTE_FILE, COMPUTE_KEY
 
 
@@ -74,7 +74,7 @@ class Ledger:
         """Wall seconds a stage has cost so far (all its runs summed), None if it never ran."""
         if not self.path.exists():
             return None
-        frame = pd.read_csv(self.path, keep_default_na=False, na_values=[""])
+        frame = read_csv(self.path, keep_default_na=False, na_values=[""])
         match = frame[
             (frame["iteration"] == iteration)
             & (frame["stage"] == stage)
@@ -86,7 +86,7 @@ class Ledger:
     def write(self, rows: list[dict]) -> None:
         frame = pd.DataFrame(rows, columns=COMPUTE_KEY + COMPUTE_COUNTS)
         if self.path.exists():
-            frame = pd.concat([pd.read_csv(self.path, keep_default_na=False, na_values=[""]), frame])
+            frame = pd.concat([read_csv(self.path, keep_default_na=False, na_values=[""]), frame])
         frame["split"] = frame["split"].fillna("")
         frame = frame.groupby(COMPUTE_KEY, sort=False, dropna=False)[COMPUTE_COUNTS].sum(min_count=1).reset_index()
         with atomic_path(self.path) as temporary:

@@ -69,12 +69,20 @@ class Debate:
     def run(self, questions: Sequence[Question], path: Path, seed: int, chunk_size: int) -> list[Record]:
         """Debate every question, resuming from the transcript at `path`; records in question order."""
         done = {record.id: record for record in read(path)}
+        shape = sorted(
+            (round_, agent) for round_ in range(1, self.rounds + 1) for agent in range(len(self.society.generators))
+        )
         for question in questions:
             old = done.get(question.id)
             if old is not None and (old.question, old.gold) != (question.text, question.gold):
                 raise DataError(
                     f"{path}: question {question.id} was debated with another text or gold answer (the data "
                     "changed since); restore the data or pick a new run.name"
+                )
+            if old is not None and sorted((turn.round, turn.agent) for turn in old.turns) != shape:
+                raise DataError(
+                    f"{path}: the record of question {question.id} is not one turn per agent and round of a "
+                    f"{len(self.society.generators)}-agent {self.rounds}-round debate; delete {path.name} to redo it"
                 )
         wanted = {question.id for question in questions}
         with tqdm(total=len(wanted), initial=len(wanted & done.keys()), desc=f"debate {path.stem}", unit="q") as bar:

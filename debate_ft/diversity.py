@@ -25,7 +25,7 @@ from debate_ft.backends import Backend, LogprobsUnsupported, Message, Request
 from debate_ft.config import DiversityConfig
 from debate_ft.errors import ModelError
 from debate_ft.metrics import score
-from debate_ft.runs import upsert_rows, write_text
+from debate_ft.runs import read_csv, upsert_rows, write_text
 from debate_ft.tables import DIVERSITY_FILE, DIVERSITY_KEY, KL_FILE, NLL_FILE, console
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record, conversation, last_round
@@ -238,7 +238,7 @@ class Diversity:
         path = self.run_dir / DIVERSITY_FILE
         if not path.exists() or not (self.run_dir / f"iter{iteration}" / NLL_FILE).exists():
             return False
-        table = pd.read_csv(path)
+        table = read_csv(path)
         mine = (table["iteration"] == iteration) & (table["ft_method"] == self.ft_method)
         return bool((mine & (table["split"] == "test")).any())
 

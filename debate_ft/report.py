@@ -19,7 +19,7 @@ import pandas as pd
 from debate_ft import plots, results
 from debate_ft.browser import write_browser
 from debate_ft.errors import DataError
-from debate_ft.runs import is_leftover, load_saved_config, read_csv
+from debate_ft.runs import check_links, is_leftover, load_saved_config, read_csv
 from debate_ft.tables import (
     COMPUTE_COLUMNS,
     COMPUTE_FILE,
@@ -61,6 +61,7 @@ def run_folders(run_dirs: list[Path], name: str) -> list[tuple[str, Path]]:
     for root in run_dirs:
         if not root.is_dir():
             raise DataError(f"{root} {'is not a folder' if root.exists() else 'does not exist'}")
+        check_links(root)
     base = os.path.commonpath([root.absolute().parent for root in run_dirs])
     found = []
     for root in run_dirs:

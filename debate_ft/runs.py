@@ -12,7 +12,9 @@ being read as a record, while a corrupt line before the last is an error naming 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -43,10 +45,24 @@ def read_jsonl(path: Path | str) -> list[dict]:
             raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        if _SURROGATE_ESCAPE.search(line) and not encodable(record):
+            raise DataError(f"{path}:{number}: invalid Unicode (an unpaired surrogate escape such as \\ud800)")
         records.append(record)
     if not records:
         raise DataError(f"{path}: the file holds no records")
     return records
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # \ud800-\udfff: valid only in pairs
+
+
+def encodable(record: dict) -> bool:
+    """Whether a record's text is valid Unicode (JSON lets an escape name half of a surrogate pair)."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def text_lines(path: Path) -> list[tuple[int, str]]:
@@ -68,17 +84,34 @@ def text_lines(path: Path) -> list[tuple[int, str]]:
     return numbered
 
 
-def read_json(path: Path) -> dict:
-    """A JSON object this project wrote (sizes.json, a checkpoint's state.json); damage is one line."""
+def read_json(
+    path: Path,
+    fields: dict[str, type | tuple[type, ...]] | None = None,
+    remedy: str = "delete its folder to redo that step",
+) -> dict:
+    """A JSON object this project wrote (sizes.json, a checkpoint's state.json) holding `fields` (name: type);
+    damage, a missing field or one of another type is one line naming the file and the `remedy`."""
     try:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{path} is missing; delete its folder to redo that step") from None
+        raise DataError(f"{path} is missing; {remedy}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         value = None
     if not isinstance(value, dict):
-        raise DataError(f"{path}: damaged (not a JSON object); delete its folder to redo that step")
+        raise DataError(f"{path}: damaged (not a JSON object); {remedy}")
+    for name, kind in (fields or {}).items():
+        if not of_type(value.get(name), kind):
+            got = type(value[name]).__name__ if name in value else "nothing"
+            raise DataError(f"{path}: damaged (`{name}` holds {got}); {remedy}")
     return value
+
+
+def of_type(value, kind: type | tuple[type, ...]) -> bool:
+    """isinstance, except that a JSON true/false is not a number and a whole number is a float too."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds) or (float in kinds and isinstance(value, int))
 
 
 def text_field(row: dict, name: str, where: str) -> str:
@@ -155,8 +188,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
             shutil.rmtree(aside, ignore_errors=True)
         else:
             os.replace(temporary, path)
+    except Exception as error:
+        cause = write_error(error, path)
+        if cause is None:
+            raise
+        raise cause from error
     finally:
         shutil.rmtree(temporary.parent, ignore_errors=True)
+
+
+def write_error(error: Exception, path: Path) -> OSError | None:
+    """safetensors reports a failed write (a full disk) as SafetensorError('... IoError(Os { code: 28, ...')
+    instead of OSError: recover the errno, so the CLI says which path and why in one line."""
+    match = re.search(r"\bOs \{ code: (\d+)", str(error)) if type(error).__name__ == "SafetensorError" else None
+    if match is None:
+        return None
+    code = int(match[1])
+    return OSError(code, os.strerror(code), str(path))
 
 
 def restore_aside(path: Path) -> None:
@@ -211,6 +259,7 @@ def recover(root: Path) -> None:
     arrived, and delete temporary and aside leftovers, so no later reader sees them."""
     if not root.is_dir():
         return
+    check_links(root)
     for folder, subfolders, files in os.walk(root):
         here = Path(folder)
         for name in sorted(subfolders + files):
@@ -226,6 +275,16 @@ def recover(root: Path) -> None:
             else:
                 leftover.unlink(missing_ok=True)
         subfolders[:] = [name for name in subfolders if (here / name).is_dir() and not _LEFTOVER.match(name)]
+
+
+def check_links(root: Path) -> None:
+    """Refuse a run directory holding a link whose target is gone: reading it as absent would redo a finished
+    step, and writing through it would create a file outside the run directory."""
+    for folder, subfolders, files in os.walk(root):
+        for name in sorted(subfolders + files):
+            path = Path(folder) / name
+            if path.is_symlink() and not path.exists():
+                raise DataError(f"{path} is a link to {os.readlink(path)}, which does not exist; restore or delete it")
 
 
 def is_leftover(path: Path, root: Path) -> bool:
@@ -259,10 +318,20 @@ def upsert_rows(path: Path, rows: list[dict], key: list[str]) -> pd.DataFrame:
 
 
 def read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    """A CSV table this project wrote; an unreadable one is an error naming the file."""
+    """A CSV table this project wrote; an unreadable one, or a row with fewer or more fields than the header
+    (torn by an edit or a copy; pandas would fill it with NaN), is an error naming the file and line."""
     try:
-        return pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        text = Path(path).read_text(encoding="utf-8")
+        reader = csv.reader(io.StringIO(text))
+        width = len(next(reader, []))
+        for row in reader:
+            if row and len(row) != width:
+                raise DataError(
+                    f"{path}:{reader.line_num}: a torn row ({len(row)} fields, the header has {width}); "
+                    "delete that line (or the file, to redo its step)"
+                )
+        return pd.read_csv(io.StringIO(text), **kwargs)
+    except (csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
         raise DataError(f"{path}: not a readable CSV table ({reason})") from None
 
@@ -283,12 +352,11 @@ def check_data(run_dir: Path, name: str, questions: Iterable) -> None:
     to go on when the same run directory later sees different questions (its data file changed)."""
     current = fingerprint((q.id, q.text, q.gold, sorted(q.meta.items())) for q in questions)
     path = run_dir / DATA_FILE
-    saved = {}
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise DataError(f"{path}: corrupt; delete it to record the data's fingerprint again") from None
+    saved = read_json(path, remedy="delete it to record the data's fingerprint again") if path.exists() else {}
+    if not all(isinstance(value, str) for value in saved.values()):
+        raise DataError(
+            f"{path}: damaged (a fingerprint is not text); delete it to record the data's fingerprint again"
+        )
     if saved.get(name) == current:
         return
     if name in saved:
@@ -371,12 +439,22 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
                 f"{run_dir} holds a run of ft_method={saved['ft_method']}, not ft_method={current['ft_method']}: "
                 f"resume it with ft_method={saved['ft_method']} or pick a new run.name"
             )
-        if changed:
+        if changed and has_results(run_dir):
             raise ConfigError(
                 f"{run_dir} holds a run with other settings ({', '.join(changed[:6])}); "
                 "resume it with the same settings or pick a new run.name"
             )
     write_text(saved_path, OmegaConf.to_yaml(OmegaConf.create(settings)))
+
+
+# what a command writes before its first result (error.log: the CLI's log of an unexpected error)
+BOOKKEEPING = {"config.yaml", ".hydra", "cli.log", "error.log", LOCK}
+
+
+def has_results(run_dir: Path) -> bool:
+    """Whether a run directory holds more than bookkeeping: a run that failed before its first result (say,
+    on a mistyped dataset.path) may be started again with corrected settings."""
+    return any(path.name not in BOOKKEEPING for path in run_dir.iterdir())
 
 
 def load_saved_config(path: Path) -> dict:

@@ -29,5 +29,5 @@ def load_sets(folder: Path) -> tuple[dict[str, list[dict]], list[dict]] | None:
     examples without relabelling or regenerating."""
     if not (folder / "sizes.json").exists():
         return None
-    summary = read_json(folder / "sizes.json")
+    summary = read_json(folder / "sizes.json", {"agents": list, "adapters": dict})
     return {name: read_records(folder / f"{name}.jsonl") for name in summary["adapters"]}, summary["agents"]

@@ -17,10 +17,24 @@ from pathlib import Path
 from debate_ft.backends import Message
 from debate_ft.errors import DataError
 from debate_ft.methods import critic, generator
-from debate_ft.runs import read_records
+from debate_ft.runs import of_type, read_records
 from debate_ft.vote import Equivalent, Vote, majority
 
 _UNSET_ABSENT = ("system", "summary")  # turn keys a line leaves out when they are None
+_TEXT = (str, type(None))
+TURN_TYPES = {
+    "round": int, "agent": int, "role": str, "adapter": _TEXT, "system": _TEXT, "summary": _TEXT, "prompt": str,
+    "response": _TEXT, "answer": _TEXT, "tokens": int,
+}  # fmt: skip
+RECORD_TYPES = {
+    "id": str,
+    "question": str,
+    "gold": str,
+    "turns": list,
+    "answer": _TEXT,
+    "consensus": float,
+    "correct": bool,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +55,11 @@ class Turn:
 
     @classmethod
     def from_dict(cls, data: dict) -> Turn:
+        if not isinstance(data, dict):
+            raise ValueError(f"a turn is {type(data).__name__}, not an object")
+        check_types(data, TURN_TYPES, optional=_UNSET_ABSENT)
+        if data["round"] < 1 or data["agent"] < 0 or data["role"] not in ("generator", "critic"):
+            raise ValueError(f"a turn has round {data['round']}, agent {data['agent']}, role {data['role']!r}")
         return cls(**data)
 
     def to_dict(self) -> dict:
@@ -62,6 +81,9 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict) -> Record:
+        check_types(data, RECORD_TYPES)
+        if not data["turns"]:
+            raise ValueError("`turns` is empty")
         turns = tuple(Turn.from_dict(turn) for turn in data["turns"])
         return cls(
             data["id"], data["question"], data["gold"], turns, data["answer"], data["consensus"], data["correct"]
@@ -79,12 +101,29 @@ class Record:
         }
 
 
+def check_types(data: dict, types: dict, optional: tuple[str, ...] = ()) -> None:
+    """Raise ValueError naming the first key that is missing, unknown or of another type than `types` says."""
+    for key in data.keys() - types.keys():
+        raise ValueError(f"unknown key `{key}`")
+    for key, kind in types.items():
+        if key not in data and key in optional:
+            continue
+        if key not in data or not of_type(data[key], kind):
+            raise ValueError(f"`{key}` holds {type(data[key]).__name__ if key in data else 'nothing'}")
+
+
 def read(path: Path) -> list[Record]:
-    """The records of a transcript file (none if it does not exist), in file order."""
-    try:
-        return [Record.from_dict(data) for data in read_records(path)]
-    except (KeyError, TypeError) as error:  # valid JSON that is not a debate record
-        raise DataError(f"{path}: a line is not a debate record ({error!r}); delete {path.name} to redo it") from None
+    """The records of a transcript file (none if it does not exist), in file order; a line of JSON that is
+    not a debate record (a key missing, unknown or of another type) is one error naming file and record."""
+    records = []
+    for number, data in enumerate(read_records(path), start=1):
+        try:
+            records.append(Record.from_dict(data))
+        except ValueError as error:
+            raise DataError(
+                f"{path}: record {number} is not a debate record ({error}); delete {path.name} to redo it"
+            ) from None
+    return records
 
 
 def conversation(turns: Sequence[Turn], agent: int) -> list[Message]:

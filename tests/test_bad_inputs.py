@@ -459,6 +459,60 @@ def _(tmp, tiny):
     return argv, 2, [f"{path}:13", "`question` must be a string"]
 
 
+@case("musique_is_supporting_a_string")
+def _(tmp, tiny):
+    paragraphs = [{**paragraph, "is_supporting": "false"} for paragraph in musique_row(99)["paragraphs"]]
+    argv, path = musique(tmp, {"paragraphs": paragraphs})
+    return argv, 2, [f"{path}:13 paragraph 0", "`is_supporting` must be true or false", "'false'"]
+
+
+@case("musique_answerable_a_string")
+def _(tmp, tiny):
+    argv, path = musique(tmp, {"answerable": "true"})
+    return argv, 2, [f"{path}:13", "`answerable` must be true or false"]
+
+
+@case("musique_question_empty")
+def _(tmp, tiny):
+    argv, path = musique(tmp, {"question": "  "})
+    return argv, 2, [f"{path}:13", "`question` is empty"]
+
+
+@case("musique_answer_empty")
+def _(tmp, tiny):
+    argv, path = musique(tmp, {"answer": ""})
+    return argv, 2, [f"{path}:13", "`answer` is empty"]
+
+
+@case("musique_duplicate_id")
+def _(tmp, tiny):
+    from debate_ft.tasks.base import in_test_partition
+
+    test_id = next(f"dup{i}" for i in range(1000) if in_test_partition(f"dup{i}"))
+    rows = [musique_row(i, id=test_id if i in (3, 7) else f"q{i}") for i in range(12)]
+    path = write_jsonl(tmp / "musique.jsonl", rows)
+    argv = ["flow", "+dataset=musique", f"dataset.path={path}", "flow.train=false", *FAKE, "dataset.test_size=50"]
+    return argv, 2, [f"{path}:8", f"{path}:4", "ids must be unique"]
+
+
+@case("gsm_lone_surrogate")
+def _(tmp, tiny):
+    argv, path = gsm(tmp, [*gsm_rows(2), '{"question": "caf\\ud800?", "answer": "#### 1"}'])
+    return argv, 2, [f"{path}:3", "invalid Unicode"]
+
+
+@case("gsm_question_empty")
+def _(tmp, tiny):
+    argv, path = gsm(tmp, [*gsm_rows(2), {"question": "", "answer": "#### 1"}])
+    return argv, 2, [f"{path}:3", "`question` is empty"]
+
+
+@case("mmlu_question_empty")
+def _(tmp, tiny):
+    argv, path = mmlu(tmp, [" ,a,b,c,d,1"])
+    return argv, 2, [f"{path}:22", "`question` is empty"]
+
+
 # --- report
 @case("report_missing_folder")
 def _(tmp, tiny):
@@ -670,3 +724,157 @@ def test_ctrl_c_in_process_exits_130_without_traceback(tmp_path, capsys, monkeyp
     monkeypatch.setattr(debate_ft.debate.Debate, "run", interrupted)
     code, output = run(evaluate_args(tmp_path), capsys)
     assert code == 130 and "Traceback" not in output and "interrupted" in output
+
+
+# ---------------------------------------------------------------- damaged run-directory files (one line, exit 2)
+
+ITERATE = ["iterate", "+dataset=arithmetic", *FAKE, "iterations=1", "diversity.enabled=false"]
+TEST_TRANSCRIPT = "iter0/test_2x2.jsonl"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished one-iteration run (transcripts, datasets, adapters, metrics) that each case copies and damages."""
+    root = tmp_path_factory.mktemp("finished")
+    assert cli.main([*ITERATE, f"run.root={root}", "run.name=r"]) == 0
+    return root / "r"
+
+
+def edit_record(change):
+    """Damage the first record of the test transcript, and drop metrics.csv so the resume reads it again."""
+
+    def damage(run: Path):
+        path = run / TEST_TRANSCRIPT
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        change(records[0])
+        path.write_text("".join(json.dumps(record) + "\n" for record in records))
+        (run / "metrics.csv").unlink()
+
+    return damage
+
+
+def replace_with(relative: str, kind: str, rescore: bool = False):
+    """Put a folder, a dangling link or a file where `relative` is; `rescore` drops metrics.csv so a resume
+    reads the transcripts again."""
+
+    def damage(run: Path):
+        path = run / relative
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "link":
+            path.symlink_to(run / "gone")
+        else:
+            path.write_text("x")
+        if rescore:
+            (run / "metrics.csv").unlink()
+
+    return damage
+
+
+def overwrite(relative: str, text: str):
+    return lambda run: (run / relative).write_text(text)
+
+
+def tear(relative: str, characters: int):
+    def damage(run: Path):
+        text = (run / relative).read_text()
+        (run / relative).write_text(text[:-characters])
+
+    return damage
+
+
+DAMAGE = {  # name: (damage, command, needles)
+    "turns_empty": (edit_record(lambda r: r.update(turns=[])), "iterate", ["record 1", "`turns` is empty"]),
+    "turns_a_number": (edit_record(lambda r: r.update(turns=5)), "iterate", [TEST_TRANSCRIPT, "`turns` holds int"]),
+    "round_a_string": (edit_record(lambda r: r["turns"][0].update(round="1")), "iterate", ["`round` holds str"]),
+    "response_a_number": (edit_record(lambda r: r["turns"][0].update(response=7)), "iterate", ["`response` holds int"]),
+    "answer_a_list": (edit_record(lambda r: r["turns"][0].update(answer=[1])), "iterate", ["`answer` holds list"]),
+    "correct_a_string": (edit_record(lambda r: r.update(correct="yes")), "iterate", ["`correct` holds str"]),
+    "id_a_number": (edit_record(lambda r: r.update(id=5)), "iterate", ["`id` holds int"]),
+    "unknown_turn_key": (edit_record(lambda r: r["turns"][0].update(bogus=1)), "iterate", ["unknown key `bogus`"]),
+    "agent_outside_the_debate": (
+        edit_record(lambda r: r["turns"][0].update(agent=99)), "iterate", [TEST_TRANSCRIPT, "2-agent 2-round debate"],
+    ),
+    "transcript_dangling_link": (replace_with(TEST_TRANSCRIPT, "link", rescore=True), "iterate", ["does not exist"]),
+    "transcript_a_folder": (replace_with(TEST_TRANSCRIPT, "folder", rescore=True), "iterate", ["is a folder where"]),
+    "train_transcript_a_folder": (
+        replace_with("iter1/train_2x2.jsonl", "folder"), "report", ["iter1/train_2x2.jsonl is a folder"],
+    ),
+    "sizes_wrong_shape": (overwrite("iter1/data/sizes.json", '{"agents": 5}'), "iterate", ["damaged (`agents`"]),
+    "sizes_a_folder": (replace_with("iter1/data/sizes.json", "folder"), "iterate", ["sizes.json is a folder"]),
+    "sizes_dangling_link": (replace_with("iter1/data/sizes.json", "link"), "report", ["sizes.json is a link"]),
+    "fingerprint_a_list": (overwrite("data_fingerprint.json", "[1]"), "iterate", ["data_fingerprint.json: damaged"]),
+    "fingerprint_a_folder": (replace_with("data_fingerprint.json", "folder"), "iterate", ["json is a folder"]),
+    "config_dangling_link": (replace_with("config.yaml", "link"), "report", ["config.yaml is a link"]),
+    "metrics_a_folder": (replace_with("metrics.csv", "folder"), "report", ["metrics.csv is a folder where a file"]),
+    "adapters_a_file": (replace_with("iter1/adapters", "file"), "iterate", ["iter1/adapters is a file where a folder"]),
+    "iteration_a_file": (replace_with("iter1", "file"), "iterate", ["iter1 is a file where a folder"]),
+    "metrics_torn_row": (tear("metrics.csv", 60), "report", ["metrics.csv:7: a torn row"]),
+    "compute_torn_row": (tear("compute.csv", 3), "report", ["compute.csv:", "a torn row"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGE))
+def test_a_damaged_run_directory_file_is_one_line(name, finished_run, tmp_path, capsys):
+    damage, command, needles = DAMAGE[name]
+    run_dir = tmp_path / "r"
+    shutil.copytree(finished_run, run_dir, symlinks=True)
+    damage(run_dir)
+    argv = ["report", str(run_dir)] if command == "report" else [*ITERATE, f"run.root={tmp_path}", "run.name=r"]
+    code, output = run(argv, capsys)
+    assert "Traceback" not in output and code == 2, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(run_dir) in errors[0], output
+    for needle in [*needles, *([TEST_TRANSCRIPT] if name.startswith("transcript") else [])]:
+        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+    assert not (tmp_path / "gone").exists() and not (run_dir / "gone").exists()  # nothing written through a link
+
+
+def test_a_run_that_failed_before_any_result_takes_corrected_settings(tmp_path, capsys):
+    args = ["evaluate", "+dataset=gsm", *FAKE, f"run.root={tmp_path}", "run.name=r"]
+    code, output = run([*args, f"dataset.path={tmp_path / 'typo.jsonl'}"], capsys)
+    assert code == 2 and "does not exist" in output
+    path = write_jsonl(tmp_path / "gsm.jsonl", gsm_rows(12))
+    assert run([*args, f"dataset.path={path}"], capsys)[0] == 0
+    code, output = run([*args, f"dataset.path={tmp_path / 'typo.jsonl'}"], capsys)  # now it holds results
+    assert code == 2 and "holds a run with other settings (dataset.path)" in output
+
+
+def test_a_full_disk_while_saving_an_adapter_is_one_line(tmp_path, capsys, monkeypatch):
+    import peft.peft_model
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):  # what safetensors raises when the disk fills (its Rust error, not an OSError)
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(peft.peft_model, "safe_save_file", full)
+    code, output = run([*ITERATE, f"run.root={tmp_path}", "run.name=r"], capsys)
+    check_clean(code, output, 2, ["cannot write", "adapters", "No space left on device", "resume"], tmp_path / "x")
+    assert not list((tmp_path / "r").rglob("adapter_model.safetensors"))
+    assert not [path for path in (tmp_path / "r").rglob("*") if ".tmp-" in path.name]
+
+
+def test_read_json_checks_each_field_and_its_type(tmp_path):
+    from debate_ft.errors import DataError
+    from debate_ft.flow.run import PROGRESS_FIELDS, Progress
+    from debate_ft.runs import read_json
+
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"episode": 3, "best": None, "flag": True}))
+    assert read_json(path, {"episode": int, "best": (float, type(None))})["episode"] == 3
+    for fields, needle in [
+        ({"episode": float}, None),
+        ({"flag": int}, "`flag` holds bool"),
+        ({"x": int}, "`x` holds nothing"),
+    ]:
+        if needle is None:
+            read_json(path, fields)  # a whole number is a float too
+            continue
+        with pytest.raises(DataError, match=needle):
+            read_json(path, fields)
+    from dataclasses import fields as dataclass_fields
+
+    assert set(PROGRESS_FIELDS) == {field.name for field in dataclass_fields(Progress)}

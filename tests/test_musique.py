@@ -121,3 +121,35 @@ def test_musique_belongs_to_the_flow_command_only():
     with pytest.raises(ConfigError, match="flow command runs"):
         get_task(DatasetConfig(name="gsm"), flow=True)
     assert get_task(DatasetConfig(name="musique"), flow=True).name == "musique"
+
+
+def test_full_twins_share_a_raw_id_and_get_distinct_ids(tmp_path):
+    data = task(write(tmp_path / "full.jsonl", [row(1), row(1, answerable=False)]), variant="full")
+    questions = {q.id: q for q in load_both(data)}
+    assert set(questions) == {"2hop__1_101", "2hop__1_101#unanswerable"}  # one side of the split: same raw id
+    assert questions["2hop__1_101#unanswerable"].meta["answerable"] is False
+    assert questions["2hop__1_101"].meta["answerable"] is True
+
+
+def test_a_repeated_id_is_refused_with_both_lines(tmp_path):
+    data = task(write(tmp_path / "dev.jsonl", [row(1), row(2), row(1)]))
+    with pytest.raises(DataError, match=r"dev.jsonl:3: id '2hop__1_101' repeats the row at .*dev.jsonl:1"):
+        load_both(data)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("is_supporting", "false"), ("is_supporting", 0), ("is_supporting", None)]
+)
+def test_booleans_must_be_json_booleans(tmp_path, field, value):
+    bad = row(1)
+    bad["paragraphs"][1][field] = value
+    with pytest.raises(DataError, match=rf"d.jsonl:1 paragraph 1: `{field}` must be true or false"):
+        load_both(task(write(tmp_path / "d.jsonl", [bad])))
+
+
+@pytest.mark.parametrize("value", ["false", 1, None])
+def test_answerable_must_be_a_json_boolean_and_defaults_to_true(tmp_path, value):
+    with pytest.raises(DataError, match=r"d.jsonl:1: `answerable` must be true or false"):
+        load_both(task(write(tmp_path / "d.jsonl", [{**row(1), "answerable": value}])))
+    missing = {key: item for key, item in row(1).items() if key != "answerable"}
+    assert load_both(task(write(tmp_path / "e.jsonl", [missing])))[0].meta["answerable"] is True

@@ -76,7 +76,8 @@ class Learner:
             self.soft_update(1.0)  # references start as exact copies of the fresh adapters
         else:
             self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-            state = read_json(checkpoint / "learner.json")
+            fields = {"best_f1": (float, type(None)), "steps": int, "ref_updates": int}
+            state = read_json(checkpoint / "learner.json", fields)
             self.best_f1, self.steps, self.ref_updates = state["best_f1"], state["steps"], state["ref_updates"]
 
     def _tensors(self, name: str) -> dict[str, torch.nn.Parameter]:

@@ -52,6 +52,17 @@ class Progress:
     seconds: dict[str, list[float]] = field(default_factory=lambda: {"greedy": [], "deviations": [], "update": []})
 
 
+# what state.json must hold for Progress(**state): a damaged one is refused in one line, not half-read
+PROGRESS_FIELDS = {
+    "episode": int,
+    "predictions": list,
+    "pairs_made": int,
+    "pairs_used": int,
+    "pending": list,
+    "seconds": dict,
+}
+
+
 def flow(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset, flow=True)
     recover(run_dir)  # a checkpoint whose save was killed between its two renames is put back
@@ -78,8 +89,10 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     nodes = active_nodes(settings, task.full)
     torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
     learner = Learner(trainable, nodes, settings, config.train, checkpoint if resume else None)
-    progress = Progress(**read_json(checkpoint / "state.json")) if resume else Progress()
+    progress = Progress()
     if resume:
+        state = read_json(checkpoint / "state.json", PROGRESS_FIELDS)
+        progress = Progress(**{name: state[name] for name in PROGRESS_FIELDS})
         log.info("resuming %s at training episode %d", run_dir, progress.episode)
     for name in ("train_trace.jsonl", "pairs.jsonl"):  # drop what episodes after the checkpoint wrote
         _keep_before(folder / name, progress.episode)
@@ -176,7 +189,7 @@ def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Pat
         return evaluate(config, task, Flow(backend, task, config.flow, dict.fromkeys(nodes)), run_dir, episodes=0)
     for node in nodes:
         backend.load_adapter(node, checkpoint / node)
-    episodes = read_json(checkpoint / "state.json")["episode"]
+    episodes = read_json(checkpoint / "state.json", PROGRESS_FIELDS)["episode"]
     runner = Flow(backend, task, config.flow, {node: node for node in nodes})
     return evaluate(config, task, runner, run_dir, episodes=episodes)
 

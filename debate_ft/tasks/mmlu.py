@@ -41,6 +41,8 @@ def as_question(where: str, subject: str, question: str, choices: list[str], ans
         letter = LETTERS[int(answer)]
     except (TypeError, ValueError, IndexError):
         raise DataError(f"{where}: answer must be an integer 0-3 (got {answer!r})") from None
+    if not str(question).strip():
+        raise DataError(f"{where}: `question` is empty")
     options = ", ".join(f"{LETTERS[i]}) {choice}" for i, choice in enumerate(choices))
     row_key = where.rsplit("/", 1)[-1]
     return Question(id=f"mmlu:{row_key}", text=f"{question.strip()}: {options}", gold=letter, meta={"subject": subject})

@@ -24,6 +24,7 @@ from debate_ft.tasks.base import DATA_ROOT_ENV, Question, Task, jsonl_rows, loca
 HUB_REPO = "voidful/MuSiQue"  # a hub mirror of the official release files (ans + full; train, dev, test)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = set(string.punctuation)
+UNANSWERABLE_SUFFIX = "#unanswerable"  # MuSiQue-Full's unanswerable twin shares its answerable question's id
 _ANSWER_LABEL = re.compile(r"^(the\s+)?(final\s+)?(short\s+)?answer(\s+is)?\s*[:\-]?\s*", re.IGNORECASE)
 
 
@@ -115,7 +116,18 @@ class MuSiQue(Task):
         return self.config.variant == "full"
 
     def load_split(self, split: str) -> list[Question]:
-        return [self._question(where, row) for where, row in self._rows(split)]
+        """The split's questions; an id may not repeat (in MuSiQue-Full, an answerable question and its
+        unanswerable twin share one, so the twin's id gets UNANSWERABLE_SUFFIX)."""
+        questions, seen = [], {}
+        for where, row in self._rows(split):
+            question = self._question(where, row)
+            if question.id in seen:
+                raise DataError(
+                    f"{where}: id {question.id!r} repeats the row at {seen[question.id]}; ids must be unique"
+                )
+            seen[question.id] = where
+            questions.append(question)
+        return questions
 
     def _rows(self, split: str) -> list[tuple[str, dict]]:
         """Local files: musique_<variant>_v1.0_train.jsonl serves train and the dev file serves test; with no
@@ -151,21 +163,35 @@ class MuSiQue(Task):
             except (TypeError, ValueError):
                 raise DataError(f"{at}: `idx` must be an integer (got {paragraph['idx']!r})") from None
             text = text_field(paragraph, "paragraph_text", at)
-            paragraphs.append(Paragraph(idx, str(paragraph["title"]), text, bool(paragraph["is_supporting"])))
+            supporting = flag(paragraph, "is_supporting", at)
+            paragraphs.append(Paragraph(idx, str(paragraph["title"]), text, supporting))
+        answerable = flag(row, "answerable", where, default=True)
         meta = {
             "aliases": [str(alias) for alias in aliases],
-            "answerable": bool(row.get("answerable", True)),
+            "answerable": answerable,
             "paragraphs": tuple(paragraphs),
             "decomposition": row.get("question_decomposition", []),
         }
         text = text_field(row, "question", where).strip()
-        return Question(id=str(row["id"]), text=text, gold=str(row["answer"]), meta=meta)
+        gold = str(row["answer"])
+        if answerable and not gold.strip():
+            raise DataError(f"{where}: `answer` is empty on an answerable question")
+        question_id = str(row["id"]) + ("" if answerable else UNANSWERABLE_SUFFIX)
+        return Question(id=question_id, text=text, gold=gold, meta=meta)
 
     def extract_answer(self, response: str) -> str | None:
         return short_answer(response) or None
 
     def equivalent(self, a: str, b: str) -> bool:
         return exact_match(a, b) == 1.0
+
+
+def flag(row: dict, name: str, where: str, default: bool | None = None) -> bool:
+    """A JSON true/false: "false" (a string) would read as True, so anything but a boolean is refused."""
+    value = row.get(name, default)
+    if not isinstance(value, bool):
+        raise DataError(f"{where}: `{name}` must be true or false (got {value!r:.40})")
+    return value
 
 
 def _all_rows(path: Path) -> list[tuple[str, dict]]:
