@@ -325,6 +325,7 @@ class TrainConfig:
 
 FLOW_GENERATIVE = ("query", "answer", "final")
 FLOW_DECISIONS = ("relevance", "stop", "sufficiency")
+FLOW_SIGNALS = ("query", "relevance", "stop", "sufficiency", "final")  # nodes with a dense signal from labels
 
 
 @dataclass
@@ -353,16 +354,26 @@ class FlowConfig:
         "Episode comparison: f1 (answer F1 vs gold) or evaluator (reward-free).", "f1", choices=("f1", "evaluator")
     )
     supervise: List[str] = _help(
-        "Yes/No nodes that also learn from MuSiQue labels (is_supporting, all support found, answerable).",
-        factory=lambda: list(FLOW_DECISIONS),
-        choices=FLOW_DECISIONS,
+        "Nodes that also learn from MuSiQue's labels each episode: query (its top retrieved paragraph is "
+        "supporting, vs a sampled alternative query), relevance (best-ranked supporting paragraph Yes, best-ranked "
+        "distractor No), stop (all support found), sufficiency (answerable), final (the gold answer as target). "
+        "Ignored with flow.reward=evaluator, which reads no gold.",
+        factory=lambda: list(FLOW_SIGNALS),
+        choices=FLOW_SIGNALS,
     )
-    supervised_weight: float = _help("Weight of each supervised Yes/No pair.", 1.0)
-    beta: float = _help("DPO temperature beta.", 0.1)
-    ref_tau: float = _help("Reference soft update: ref += tau * (policy - ref) when running F1 improves.", 0.1)
+    supervised_weight: float = _help("Weight of each supervised pair and gold-answer target.", 1.0)
+    beta: float = _help("DPO temperature beta (the author's: 1).", 1.0)
+    ref_tau: float = _help(
+        "Reference soft update ref += tau * (policy - ref), every flow.ref_every episodes when that window's "
+        "answer F1 is the best window yet (reward-free mode: every window).",
+        0.5,
+    )
+    ref_every: int = _help("Training episodes per reference-update window (the author's: 100).", 100)
     optimizer: str = _help("cocob (parameterfree, no learning rate) or adamw.", "cocob", choices=("cocob", "adamw"))
+    cocob_alpha: float = _help("cocob only: alpha, which bounds early step sizes (the author's: 1000).", 1000.0)
+    clip: float = _help("Gradient norm clipping per step (0: none; the author's: 1).", 1.0)
     learning_rate: float = _help("adamw only: learning rate.", 1e-4)
-    batch_pairs: int = _help("Preference pairs per optimiser step.", 4)
+    batch_pairs: int = _help("Preference pairs (and gold targets) per optimiser step.", 1)
     save_every: int = _help("Checkpoint every this many training episodes (and after the last).", 2)
     eval_before: bool = _help("On a fresh training run, evaluate the untrained flow on test first.", True)
 
@@ -380,7 +391,14 @@ class FlowConfig:
         _check(0 <= self.ref_tau <= 1, f"flow.ref_tau must be in [0, 1] (got {self.ref_tau})")
         _check(self.learning_rate > 0, f"flow.learning_rate must be > 0 (got {self.learning_rate})")
         _check(self.batch_pairs >= 1, f"flow.batch_pairs must be >= 1 (got {self.batch_pairs})")
+        _check(self.ref_every >= 1, f"flow.ref_every must be >= 1 (got {self.ref_every})")
+        _check(self.cocob_alpha > 0, f"flow.cocob_alpha must be > 0 (got {self.cocob_alpha})")
+        _check(self.clip >= 0, f"flow.clip must be >= 0 (got {self.clip})")
         _check(self.save_every >= 1, f"flow.save_every must be >= 1 (got {self.save_every})")
+
+    def signals(self) -> list[str]:
+        """The nodes that learn from labels this run: none in reward-free mode, which may read no gold."""
+        return [] if self.reward == "evaluator" else list(self.supervise)
 
 
 @dataclass

@@ -54,7 +54,7 @@ class ScriptedBackend(FakeBackend):
         return [[0.0 if completion == pick else -3.0] for pick, completion in zip(picks, completions)]
 
     def _pick(self, text: str) -> str:
-        if text.startswith("Search query:"):
+        if "Does this document contain information" in text:
             return "Yes" if "Document: " in text and "GOLD" in text.split("Document: ")[1] else "No"
         if "enough information" in text:
             return "Yes" if len(re.findall(r"^\[\d+\]", text, re.M)) >= self.stop_after else "No"

@@ -8,7 +8,7 @@ import torch
 from debate_ft.backends import Request
 from debate_ft.config import FlowConfig, TrainConfig
 from debate_ft.flow.dpo import Learner, reference, weighted_dpo_loss
-from debate_ft.flow.rollouts import Pair
+from debate_ft.flow.signals import Pair
 
 PAIRS = [
     Pair("query", "Question: who wrote Hamlet?", "Shakespeare Hamlet author", "weather today", 1.0, "deviation"),
@@ -62,17 +62,45 @@ def test_a_few_steps_raise_the_chosen_minus_rejected_margin(tiny_backend, optimi
     assert all(torch.equal(t, refs[key]) for key, t in learner.refs["query"].items())  # nor do references
 
 
-def test_reference_lerps_toward_the_policy_only_when_running_f1_improves(tiny_backend):
+def test_reference_lerps_toward_the_policy_when_a_window_sets_a_new_best_f1(tiny_backend):
     learner = Learner(tiny_backend, ["query"], FlowConfig(ref_tau=0.25), TrainConfig(lora_r=4))
     learner.step(PAIRS[:1])
     key = next(k for k in learner.policy["query"] if "lora_B" in k)
     policy, ref = learner.policy["query"][key].detach().clone(), learner.refs["query"][key].detach().clone()
     assert not torch.equal(policy, ref)
-    assert learner.update_reference(0.2) is False  # the first check only records the running F1
-    assert learner.update_reference(0.1) is False and torch.equal(learner.refs["query"][key], ref)
-    assert learner.update_reference(0.3) is True and learner.ref_updates == 1
+    assert learner.update_reference(0.2) is True  # the first window is the best yet
+    ref = ref + 0.25 * (policy - ref)
+    assert torch.allclose(learner.refs["query"][key], ref)
+    assert learner.update_reference(0.1) is False and learner.update_reference(0.2) is False  # not beyond 0.2
+    assert torch.allclose(learner.refs["query"][key], ref)
+    assert learner.update_reference(0.3) is True and learner.ref_updates == 2 and learner.best_f1 == 0.3
     assert torch.allclose(learner.refs["query"][key], ref + 0.25 * (policy - ref))
-    assert learner.best_f1 == 0.3
+    assert learner.update_reference(None) is True and learner.best_f1 == 0.3  # reward-free: every window
+
+
+def test_a_gold_target_raises_its_likelihood_and_mixes_with_preference_pairs(tiny_backend):
+    target = Pair("final", "Who wrote Hamlet?", "William Shakespeare", None, 1.0, "gold")
+    learner = Learner(tiny_backend, ["query", "stop", "final"], FlowConfig(), TrainConfig(lora_r=4))
+    request = [Request([{"role": "user", "content": target.prompt}], "final")]
+    before = sum(tiny_backend.logprobs(request, [target.chosen])[0])
+    loss, margins = learner.loss([target])
+    assert loss.item() == pytest.approx(-before, rel=1e-4) and margins.numel() == 0  # -weight * log p(gold)
+    mixed, margins = learner.loss([*PAIRS, target])
+    assert margins.numel() == 2
+    for _ in range(3):
+        learner.step([*PAIRS, target])
+    assert sum(tiny_backend.logprobs(request, [target.chosen])[0]) > before
+
+
+def test_gradient_norm_is_clipped_per_step(tiny_backend, monkeypatch):
+    norms = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda params, limit: norms.append(limit) or real(params, limit)
+    )
+    Learner(tiny_backend, ["query"], FlowConfig(clip=0.5), TrainConfig(lora_r=4)).step(PAIRS[:1])
+    Learner(tiny_backend, ["stop"], FlowConfig(clip=0), TrainConfig(lora_r=4)).step(PAIRS[1:])
+    assert norms == [0.5]
 
 
 def test_save_and_load_restore_adapters_optimiser_and_counters(tiny_backend, tiny_model_config, tmp_path):
@@ -82,11 +110,12 @@ def test_save_and_load_restore_adapters_optimiser_and_counters(tiny_backend, tin
     learner = Learner(tiny_backend, ["query"], FlowConfig(), TrainConfig(lora_r=4))
     learner.step(PAIRS[:1])
     learner.update_reference(0.5)
+    learner.update_reference(0.4)
     folder = tmp_path / "checkpoint"
     folder.mkdir()
     learner.save(folder)
     again = Learner(HFBackend(host(tiny_model_config, device="cpu")), ["query"], FlowConfig(), TrainConfig(), folder)
-    assert (again.steps, again.best_f1, again.ref_updates) == (1, 0.5, 0)
+    assert (again.steps, again.best_f1, again.ref_updates) == (1, 0.5, 1)
     for key, tensor in learner.policy["query"].items():
         assert torch.equal(again.policy["query"][key], tensor) and again.policy["query"][key].requires_grad
     assert reference("query") in again.hosted.adapters()

@@ -13,7 +13,6 @@ from debate_ft.flow.rollouts import (
     episode_reward,
     reward_gaps,
     rollouts,
-    supervised_pairs,
 )
 
 
@@ -92,26 +91,19 @@ def test_reward_free_evaluator_compares_final_answers_in_both_orders(data):
     assert [p.weight for p in deviation_pairs(episode, forks, gaps)] == pytest.approx([2 * sigmoid3 - 1])
 
 
-def test_supervised_yes_no_pairs_follow_musique_labels(data):
-    flow = make_flow(data, stop_after=2, max_hops=3, supervised_weight=0.5)
-    episode = greedy(flow, data)
-    pairs = supervised_pairs(flow, episode)
-    assert [(p.node, p.chosen, p.rejected) for p in pairs] == [
-        ("relevance", "Yes", "No"),  # paragraph 0 is supporting
-        ("stop", "No", "Yes"),  # one of two supporting paragraphs found
-        ("relevance", "Yes", "No"),
-        ("stop", "Yes", "No"),  # both found
-    ]
-    assert all(p.weight == 0.5 and p.source == "supervised" for p in pairs)
-    assert "Document: Widget 0: GOLD" in pairs[0].prompt
-    assert supervised_pairs(make_flow(data, supervise=[]), episode) == []
-    assert [p.node for p in supervised_pairs(make_flow(data, retriever="bm25"), episode)] == ["stop", "stop"]
-
-
 def test_full_variant_rewards_the_answerability_call(tmp_path):
     data = task(write(tmp_path / "full.jsonl", [row(n, answerable=False) for n in range(6)]), variant="full")
     flow = make_flow(data, stop_after=1, max_hops=2)
     episode = greedy(flow, data)
     assert episode.prediction()["answerable"] is False and episode_reward(episode) == 1.0
-    pairs = supervised_pairs(flow, episode)
-    assert ("sufficiency", "No", "Yes") in [(p.node, p.chosen, p.rejected) for p in pairs]
+
+
+def test_a_no_from_sufficiency_does_not_zero_the_answer_reward(tmp_path):
+    """On an answerable question the answer is scored as the official metric does, whatever sufficiency said."""
+    data = task(write(tmp_path / "full.jsonl", [row(n) for n in range(6)]), variant="full")
+    flow = make_flow(data, stop_after=1, max_hops=1)  # finds only the widget page: sufficiency says No
+    episode = greedy(flow, data)
+    assert episode.prediction()["answerable"] is False
+    final = next(v for v in episode.visits if v.node == "final")
+    final.output = "Countess 0"  # an alias of the gold answer
+    assert episode_reward(episode) == 1.0

@@ -116,3 +116,37 @@ def test_cli_runs_flow_evaluation_on_the_fake_backend_and_refuses_mismatches(dat
     ]:
         result = cli(*args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reward_free_training_reads_no_gold(tiny_model_config, tmp_path):
+    """Poisoned gold (other answers, support marks flipped) leaves evaluator-mode training bit-identical."""
+    clean = [row(n) for n in range(12)]
+    poisoned = [
+        {
+            **r,
+            "answer": "poison",
+            "answer_aliases": ["venom"],
+            "paragraphs": [{**p, "is_supporting": not p["is_supporting"]} for p in r["paragraphs"]],
+        }
+        for r in clean
+    ]
+    outputs = []
+    for name, rows in (("clean", clean), ("poisoned", poisoned)):
+        data = write(tmp_path / f"{name}.jsonl", rows)
+        run_dir = tmp_path / name
+        flow_run.flow(config(tiny_model_config, data, reward="evaluator", eval_before=False, ref_every=1), run_dir)
+        pairs = [{k: v for k, v in p.items()} for p in trace(run_dir, "pairs.jsonl")]
+        checkpoint = run_dir / "flow" / "checkpoint"
+        weights = {p.relative_to(checkpoint): p.read_bytes() for p in checkpoint.rglob("*.safetensors")}
+        outputs.append((pairs, weights, (checkpoint / "optimizer.pt").read_bytes()))
+    assert outputs[0][0], "no pairs were made: the test would show nothing"
+    assert outputs[0] == outputs[1]
+    sources = {p["source"] for p in outputs[0][0]}
+    assert sources == {"deviation"}
+
+
+def test_pairs_still_pending_after_the_last_episode_are_trained_on(tiny_model_config, data_path, tmp_path):
+    flow_run.flow(config(tiny_model_config, data_path, batch_pairs=1000, eval_before=False), tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    last = metrics[metrics["stage"] == "progressive"].iloc[-1]
+    assert 0 < last["pairs_made"] < 1000 and last["pairs_used"] == last["pairs_made"]  # one flush, at the end

@@ -1,15 +1,18 @@
 """Online weighted DPO over the flow's per-node LoRA adapters, each against its own reference adapter.
 
 Every node trains its adapter `<node>`; its reference `ref_<node>` starts as a copy and is soft-updated
-(ref += tau * (policy - ref)) whenever the running answer F1 beats its best so far. Log-probabilities are
-summed over the completion, with gradients through the peft model for the policy and without for the
-reference. One optimiser (COCOB from `parameterfree`, or AdamW) spans all nodes' adapters; a batch may mix
-nodes, since each row names its adapter.
+(ref += tau * (policy - ref)) every flow.ref_every training episodes when that window's answer F1 is the best
+window yet (in reward-free mode, which reads no gold, at every window). Log-probabilities are summed over the
+completion, with gradients through the peft model for the policy and without for the reference. A pair without
+a rejected output is a supervised target (the gold answer): its term is -weight * log p(chosen). One optimiser
+(COCOB from `parameterfree`, or AdamW) spans all nodes' adapters, with the gradient norm clipped (flow.clip); a
+batch may mix nodes, since each row names its adapter.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 from debate_ft.backends import Request, Trainable
 from debate_ft.config import FlowConfig, TrainConfig
 from debate_ft.flow.graph import user
-from debate_ft.flow.rollouts import Pair
+from debate_ft.flow.signals import Pair
 from debate_ft.runs import read_json
 from debate_ft.train import lora_config
 
@@ -68,8 +71,8 @@ class Learner:
                 tensor.requires_grad_(True)
             for tensor in self.refs[node].values():
                 tensor.requires_grad_(False)
-        params = [tensor for node in self.nodes for tensor in self.policy[node].values()]
-        self.optimizer = self._optimizer(params)
+        self.parameters = [tensor for node in self.nodes for tensor in self.policy[node].values()]
+        self.optimizer = self._optimizer(self.parameters)
         self.best_f1: float | None = None
         self.steps = self.ref_updates = 0
         if checkpoint is None:
@@ -89,30 +92,46 @@ class Learner:
         if self.settings.optimizer == "cocob":
             from parameterfree import COCOB
 
-            return COCOB(params)
+            return COCOB(params, alpha=self.settings.cocob_alpha)
         return torch.optim.AdamW(params, lr=self.settings.learning_rate)
 
-    def summed_logprobs(self, pairs: Sequence[Pair], adapter) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed completion log-probs of chosen and rejected outputs, each row under adapter(node)."""
-        requests = [Request(user(p.prompt), adapter(p.node)) for p in pairs] * 2
-        rows = self.engine.completion_logprobs(requests, [p.chosen for p in pairs] + [p.rejected for p in pairs])
-        sums = torch.stack([row.sum() for row in rows])
-        return sums[: len(pairs)], sums[len(pairs) :]
+    def summed_logprobs(self, node_prompts: Sequence[Pair], completions: Sequence[str], adapter) -> torch.Tensor:
+        """Summed log-probs of each completion after its pair's prompt, each row under adapter(node)."""
+        requests = [Request(user(p.prompt), adapter(p.node)) for p in node_prompts]
+        return torch.stack([row.sum() for row in self.engine.completion_logprobs(requests, list(completions))])
 
     def loss(self, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weighted DPO loss of a batch (with gradients) and the policy's chosen-minus-rejected margins."""
-        with torch.no_grad():
-            ref_chosen, ref_rejected = self.summed_logprobs(pairs, reference)
-        chosen, rejected = self.summed_logprobs(pairs, lambda node: node)
-        weights = torch.tensor([p.weight for p in pairs], device=chosen.device)
-        loss = weighted_dpo_loss(chosen, rejected, ref_chosen, ref_rejected, weights, self.settings.beta)
-        return loss, (chosen - rejected).detach()
+        """The batch's loss (with gradients), the mean over its rows of the weighted DPO terms of preference
+        pairs and -weight * log p(target) of supervised targets; and the preference pairs' policy margins."""
+        preferences = [p for p in pairs if p.rejected is not None]
+        targets = [p for p in pairs if p.rejected is None]
+        total = torch.zeros(())
+        margins = torch.zeros(0)
+        if preferences:
+            outputs = [p.chosen for p in preferences] + [p.rejected for p in preferences]
+            with torch.no_grad():
+                ref = self.summed_logprobs(preferences * 2, outputs, reference)
+            policy = self.summed_logprobs(preferences * 2, outputs, lambda node: node)
+            chosen, rejected = policy[: len(preferences)], policy[len(preferences) :]
+            weights = torch.tensor([p.weight for p in preferences], device=policy.device)
+            dpo = weighted_dpo_loss(
+                chosen, rejected, ref[: len(preferences)], ref[len(preferences) :], weights, self.settings.beta
+            )
+            total = total.to(policy.device) + dpo * len(preferences)
+            margins = (chosen - rejected).detach()
+        if targets:
+            logprobs = self.summed_logprobs(targets, [p.chosen for p in targets], lambda node: node)
+            weights = torch.tensor([p.weight for p in targets], device=logprobs.device)
+            total = total.to(logprobs.device) - (weights * logprobs).sum()
+        return total / len(pairs), margins
 
     def step(self, pairs: Sequence[Pair]) -> float:
-        """One optimiser step on a batch of pairs; returns the loss before the step."""
+        """One optimiser step on a batch, its gradient norm clipped to flow.clip; returns the loss before it."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, _ = self.loss(pairs)
         loss.backward()
+        if self.settings.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.clip)
         self.optimizer.step()
         self.steps += 1
         return loss.item()
@@ -123,14 +142,14 @@ class Learner:
             for key, tensor in self.policy[node].items():
                 self.refs[node][key].lerp_(tensor, tau)
 
-    def update_reference(self, running_f1: float) -> bool:
-        """Soft-update every reference if the running answer F1 beats the best seen at an earlier check."""
-        improved = self.best_f1 is not None and running_f1 > self.best_f1
+    def update_reference(self, window_f1: float | None) -> bool:
+        """Soft-update every reference if the window's answer F1 beats every earlier window's (None: reward-free
+        mode knows no F1, and every window updates)."""
+        improved = window_f1 is None or self.best_f1 is None or window_f1 > self.best_f1
         if improved:
             self.soft_update(self.settings.ref_tau)
             self.ref_updates += 1
-        if self.best_f1 is None or improved:
-            self.best_f1 = running_f1
+            self.best_f1 = window_f1 if window_f1 is not None else self.best_f1
         return improved
 
     def save(self, folder: Path) -> None:
@@ -138,6 +157,17 @@ class Learner:
         for node in self.nodes:
             self.hosted.save_adapter(node, folder / node)
             self.hosted.save_adapter(reference(node), folder / reference(node))
-        torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
+        torch.save(interned(self.optimizer.state_dict()), folder / "optimizer.pt")
         state = {"best_f1": self.best_f1, "steps": self.steps, "ref_updates": self.ref_updates}
         (folder / "learner.json").write_text(json.dumps(state))
+
+
+def interned(value):
+    """`value` with every dict key that is a string interned. Pickle writes a string once per object, so state
+    created in this process (literal keys) and state loaded from a checkpoint (fresh key objects) would save
+    to different bytes; interned, a resumed run saves byte-identical checkpoints."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interned(item) for item in value]
+    return value

@@ -192,7 +192,9 @@ class Flow:
         if self.settings.retriever == "bm25":
             scores = [self._bm25_scores(e, s, c) for e, s, c in zip(group, searches, candidates)]
         else:
-            flat = [self.relevance_prompt(s, p) for s, c in zip(searches, candidates) for p in c]
+            flat = [
+                self.relevance_prompt(e.question.text, s, p) for e, s, c in zip(group, searches, candidates) for p in c
+            ]
             margins = iter(s[prompts.YES] - s[prompts.NO] for s in self.yes_no("relevance", flat))
             scores = [{p.idx: next(margins) for p in c} for c in candidates]
         for episode, search, scored in zip(group, searches, scores):
@@ -200,8 +202,8 @@ class Flow:
             title = self.paragraphs(episode)[best].title
             episode.visits.append(Visit("relevance", episode.hops, search, title, scored, picked=best))
 
-    def relevance_prompt(self, search: str, paragraph: Paragraph) -> str:
-        return prompts.relevance(search, prompts.document(paragraph, self.settings.paragraph_chars))
+    def relevance_prompt(self, question: str, search: str, paragraph: Paragraph) -> str:
+        return prompts.relevance(question, search, prompts.document(paragraph, self.settings.paragraph_chars))
 
     def yes_no(self, node: str, texts: Sequence[str]) -> list[dict[str, float]]:
         """Summed log-probs of the replies Yes and No to each prompt, in one scoring call."""

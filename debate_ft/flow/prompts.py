@@ -33,10 +33,11 @@ def query(question: str, found: str) -> str:
     )
 
 
-def relevance(search: str, paragraph: str) -> str:
+def relevance(question: str, search: str, paragraph: str) -> str:
+    """The question and query come first, so the prompts of one hop share their prefix."""
     return (
-        f"Search query: {search}\nDocument: {paragraph}\n\n"
-        f"Is this document relevant to the search query? Answer {YES} or {NO}."
+        f"Question: {question}\nSearch query: {search}\nDocument: {paragraph}\n\n"
+        f"Does this document contain information for the search query and the question? Answer {YES} or {NO}."
     )
 
 

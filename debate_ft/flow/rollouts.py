@@ -3,9 +3,8 @@
 At a chosen generative visit of the greedy episode, K alternative outputs are sampled from the prompt that
 visit saw; each is continued to the end by the current (greedy) policy. A rollout's reward is compared with
 the greedy episode's: the better of the two outputs at that visit is preferred, with weight |reward gap|.
-Only greedy episodes deviate, so rollouts never spawn rollouts. Yes/No nodes may also learn from MuSiQue's
-labels (supervised pairs): is_supporting for the picked paragraph, whether all supporting paragraphs are in
-the scratchpad for stop, and answerable for sufficiency.
+Only greedy episodes deviate, so rollouts never spawn rollouts. The dense signals from MuSiQue's labels are
+in signals.py.
 """
 
 from __future__ import annotations
@@ -13,25 +12,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from debate_ft.backends import Request
 from debate_ft.flow import prompts
-from debate_ft.flow.graph import Episode, Flow, active_nodes, user
+from debate_ft.flow.graph import Episode, Flow, user
+from debate_ft.flow.signals import Pair
 from debate_ft.seeds import derive_seed
-from debate_ft.tasks.musique import answer_f1, gold_support, golds
+from debate_ft.tasks.musique import answer_f1, golds
 
 MIN_WEIGHT = 1e-6  # pairs lighter than this carry no preference (float noise of equal rewards)
-
-
-@dataclass(frozen=True)
-class Pair:
-    node: str
-    prompt: str
-    chosen: str
-    rejected: str
-    weight: float
-    source: str  # "deviation" or "supervised"
 
 
 def deviation_points(episode: Episode, nodes: Sequence[str], limit: int, seed: int) -> list[int]:
@@ -64,12 +53,12 @@ def rollouts(flow: Flow, episode: Episode, seed: int) -> list[Episode]:
 
 
 def episode_reward(episode: Episode) -> float:
-    """Answer F1 against the answer and aliases; MuSiQue-Full: 0 for a wrong answerability call, and 1 for
-    rightly calling an unanswerable question unanswerable."""
+    """Answer F1 against the answer and aliases (as the official metric, whatever the sufficiency node said:
+    that call learns from its own label); an unanswerable question (MuSiQue-Full): 1 for calling it so."""
     prediction, question = episode.prediction(), episode.question
     if not question.meta["answerable"]:
         return float(not prediction["answerable"])
-    return answer_f1(prediction["answer"], golds(question)) if prediction["answerable"] else 0.0
+    return answer_f1(prediction["answer"], golds(question))
 
 
 def reward_gaps(flow: Flow, greedy: Episode, forks: Sequence[Episode]) -> list[float]:
@@ -113,28 +102,4 @@ def deviation_pairs(greedy: Episode, forks: Sequence[Episode], gaps: Sequence[fl
         visit, changed = greedy.visits[index], fork.visits[index]
         better, worse = (changed.output, visit.output) if gap > 0 else (visit.output, changed.output)
         pairs.append(Pair(visit.node, visit.prompt, better, worse, abs(gap), "deviation"))
-    return pairs
-
-
-def supervised_pairs(flow: Flow, episode: Episode) -> list[Pair]:
-    """Yes/No pairs from MuSiQue's labels at the greedy episode's decision visits (flow.supervise)."""
-    settings = flow.settings
-    nodes = set(settings.supervise) & set(active_nodes(settings, flow.full))
-    if settings.supervised_weight < MIN_WEIGHT:
-        return []
-    question, pairs = episode.question, []
-    support = set(gold_support(question))
-    for index, visit in enumerate(episode.visits):
-        if visit.node not in nodes:
-            continue
-        if visit.node == "relevance":
-            paragraph = flow.paragraphs(episode)[visit.picked]
-            text, label = flow.relevance_prompt(visit.prompt, paragraph), paragraph.supporting
-        elif visit.node == "stop":
-            found = {v.picked for v in episode.visits[:index] if v.picked is not None}
-            text, label = visit.prompt, support <= found
-        else:
-            text, label = visit.prompt, question.meta["answerable"]
-        chosen, rejected = (prompts.YES, prompts.NO) if label else (prompts.NO, prompts.YES)
-        pairs.append(Pair(visit.node, text, chosen, rejected, settings.supervised_weight, "supervised"))
     return pairs

@@ -21,7 +21,8 @@ from debate_ft.backends import Backend, make_backend
 from debate_ft.config import Config
 from debate_ft.errors import ConfigError
 from debate_ft.flow.graph import Episode, Flow, active_nodes
-from debate_ft.flow.rollouts import Pair, deviation_pairs, episode_reward, reward_gaps, rollouts, supervised_pairs
+from debate_ft.flow.rollouts import deviation_pairs, episode_reward, reward_gaps, rollouts
+from debate_ft.flow.signals import Pair, supervised_pairs
 from debate_ft.runs import (
     append_records,
     atomic_path,
@@ -124,17 +125,21 @@ def train_episode(config: Config, runner: Flow, learner, progress: Progress, que
     progress.predictions.append(greedy.prediction())
     forks = rollouts(runner, greedy, seed)
     gaps = reward_gaps(runner, greedy, forks)
-    pairs = deviation_pairs(greedy, forks, gaps) + supervised_pairs(runner, greedy)
+    pairs = deviation_pairs(greedy, forks, gaps) + supervised_pairs(runner, greedy, seed)
     deviations_done = time.perf_counter()
     progress.pairs_made += len(pairs)
     progress.pending += [asdict(pair) for pair in pairs]
-    while len(progress.pending) >= settings.batch_pairs:
+    last = index + 1 == len(questions)
+    while progress.pending and (len(progress.pending) >= settings.batch_pairs or last):  # the last episode flushes
         batch = [Pair(**pair) for pair in progress.pending[: settings.batch_pairs]]
         del progress.pending[: settings.batch_pairs]
         learner.step(batch)
         progress.pairs_used += len(batch)
-        running = score(questions[: len(progress.predictions)], progress.predictions)["answer_f1"]
-        learner.update_reference(running)
+    if (index + 1) % settings.ref_every == 0:
+        window = range(index + 1 - settings.ref_every, index + 1)
+        gold_free = settings.reward == "evaluator"  # reward-free mode may not read gold, not even to gate
+        f1 = None if gold_free else score([questions[i] for i in window], [progress.predictions[i] for i in window])
+        learner.update_reference(None if f1 is None else f1["answer_f1"])
     for name, seconds in (
         ("greedy", greedy_done - start),
         ("deviations", deviations_done - greedy_done),
