@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints them as one line and exits with status 2, no traceback."""
 
+ERROR_LOG = "error.log"  # where the CLI logs the traceback of an unexpected error (in the run directory)
+
 
 class DebateFTError(Exception):
     """Base class for errors caused by input, configuration or environment, not by a bug."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debate_ft.errors import ConfigError, DataError
+from debate_ft.errors import ERROR_LOG, ConfigError, DataError
 from debate_ft.methods import split_legacy_method
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,24 @@ def read_json(
         value = None
     if not isinstance(value, dict):
         raise DataError(f"{path}: damaged (not a JSON object); {remedy}")
-    for name, kind in (fields or {}).items():
-        if not of_type(value.get(name), kind):
-            got = type(value[name]).__name__ if name in value else "nothing"
-            raise DataError(f"{path}: damaged (`{name}` holds {got}); {remedy}")
+    problem = type_problem(value, fields or {})
+    if problem is not None:
+        raise DataError(f"{path}: damaged ({problem}); {remedy}")
     return value
+
+
+def type_problem(data: dict, types: dict, optional: tuple[str, ...] = (), closed: bool = False) -> str | None:
+    """What is wrong with `data` against `types` (key: type), or None: the first key that is missing (unless
+    `optional`), of another type, or (`closed`) not among `types`."""
+    if closed:
+        for key in data.keys() - types.keys():
+            return f"unknown key `{key}`"
+    for key, kind in types.items():
+        if key not in data and key in optional:
+            continue
+        if key not in data or not of_type(data[key], kind):
+            return f"`{key}` holds {type(data[key]).__name__ if key in data else 'nothing'}"
+    return None
 
 
 def of_type(value, kind: type | tuple[type, ...]) -> bool:
@@ -259,10 +272,10 @@ def recover(root: Path) -> None:
     arrived, and delete temporary and aside leftovers, so no later reader sees them."""
     if not root.is_dir():
         return
-    check_links(root)
     for folder, subfolders, files in os.walk(root):
         here = Path(folder)
         for name in sorted(subfolders + files):
+            refuse_dangling(here / name)
             match = _LEFTOVER.match(name)
             if match is None:
                 continue
@@ -278,13 +291,17 @@ def recover(root: Path) -> None:
 
 
 def check_links(root: Path) -> None:
-    """Refuse a run directory holding a link whose target is gone: reading it as absent would redo a finished
-    step, and writing through it would create a file outside the run directory."""
+    """Refuse a run directory holding a link whose target is gone (`recover` checks as it walks)."""
     for folder, subfolders, files in os.walk(root):
         for name in sorted(subfolders + files):
-            path = Path(folder) / name
-            if path.is_symlink() and not path.exists():
-                raise DataError(f"{path} is a link to {os.readlink(path)}, which does not exist; restore or delete it")
+            refuse_dangling(Path(folder) / name)
+
+
+def refuse_dangling(path: Path) -> None:
+    """A link whose target is gone: reading it as absent would redo a finished step, and writing through it
+    would create a file outside the run directory."""
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{path} is a link to {os.readlink(path)}, which does not exist; restore or delete it")
 
 
 def is_leftover(path: Path, root: Path) -> bool:
@@ -447,8 +464,8 @@ def prepare_run_dir(run_dir: Path, settings: dict) -> None:
     write_text(saved_path, OmegaConf.to_yaml(OmegaConf.create(settings)))
 
 
-# what a command writes before its first result (error.log: the CLI's log of an unexpected error)
-BOOKKEEPING = {"config.yaml", ".hydra", "cli.log", "error.log", LOCK}
+# what a command writes before its first result
+BOOKKEEPING = {"config.yaml", ".hydra", "cli.log", ERROR_LOG, LOCK}
 
 
 def has_results(run_dir: Path) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from debate_ft.backends import Message
 from debate_ft.errors import DataError
 from debate_ft.methods import critic, generator
-from debate_ft.runs import of_type, read_records
+from debate_ft.runs import read_records, type_problem
 from debate_ft.vote import Equivalent, Vote, majority
 
 _UNSET_ABSENT = ("system", "summary")  # turn keys a line leaves out when they are None
@@ -103,13 +103,9 @@ class Record:
 
 def check_types(data: dict, types: dict, optional: tuple[str, ...] = ()) -> None:
     """Raise ValueError naming the first key that is missing, unknown or of another type than `types` says."""
-    for key in data.keys() - types.keys():
-        raise ValueError(f"unknown key `{key}`")
-    for key, kind in types.items():
-        if key not in data and key in optional:
-            continue
-        if key not in data or not of_type(data[key], kind):
-            raise ValueError(f"`{key}` holds {type(data[key]).__name__ if key in data else 'nothing'}")
+    problem = type_problem(data, types, optional, closed=True)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def read(path: Path) -> list[Record]:

@@ -17,7 +17,7 @@ from collections import Counter
 from debate_ft.backends import Completion
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.config import FlowConfig
-from debate_ft.flow.graph import NODES, Flow
+from debate_ft.flow.graph import NODES, Episode, Flow
 
 
 class ScriptedBackend(FakeBackend):
@@ -70,3 +70,13 @@ def make_flow(data, stop_after: int = 2, adapters=None, **settings) -> Flow:
     backend = ScriptedBackend(stop_after)
     config = FlowConfig(**settings)
     return Flow(backend, data, config, adapters or dict.fromkeys(NODES))
+
+
+def questions(data):
+    """Both splits' questions in id order: the same list however the hash split falls."""
+    return sorted(data.load_split("train") + data.load_split("test"), key=lambda q: q.id)
+
+
+def greedy(flow: Flow, data, n: int = 0) -> Episode:
+    """The finished greedy episode of the n-th question."""
+    return flow.run([Episode(questions(data)[n])], seed=0)[0]

@@ -425,14 +425,24 @@ def _(tmp, tiny):
     return ["evaluate", "+dataset=mmlu", f"dataset.path={tmp / 'mmlu'}", *FAKE], 2, ["no questions", "mmlu"]
 
 
-def musique(tmp: Path, bad: dict) -> tuple[list[str], Path]:
+def id_on_the_test_side(prefix: str) -> str:
+    """An id the hash split of a single file puts on the test side (whose rows evaluation reads)."""
     from debate_ft.tasks.base import in_test_partition
 
-    test_id = next(f"bad{i}" for i in range(1000) if in_test_partition(f"bad{i}"))  # a row of the test split
-    rows = [musique_row(i) for i in range(12)] + [musique_row(99, id=test_id, **bad)]
+    return next(f"{prefix}{i}" for i in range(1000) if in_test_partition(f"{prefix}{i}"))
+
+
+def musique_rows(tmp: Path, rows: list[dict]) -> tuple[list[str], Path]:
     path = write_jsonl(tmp / "musique.jsonl", rows)
     argv = ["flow", "+dataset=musique", f"dataset.path={path}", "flow.train=false", *FAKE, "dataset.test_size=50"]
     return argv, path
+
+
+def musique(tmp: Path, bad: dict) -> tuple[list[str], Path]:
+    """Twelve good rows, then one test-split row with the fields of `bad` (line 13)."""
+    return musique_rows(
+        tmp, [musique_row(i) for i in range(12)] + [musique_row(99, id=id_on_the_test_side("bad"), **bad)]
+    )
 
 
 @case("musique_paragraphs_null")
@@ -486,12 +496,8 @@ def _(tmp, tiny):
 
 @case("musique_duplicate_id")
 def _(tmp, tiny):
-    from debate_ft.tasks.base import in_test_partition
-
-    test_id = next(f"dup{i}" for i in range(1000) if in_test_partition(f"dup{i}"))
-    rows = [musique_row(i, id=test_id if i in (3, 7) else f"q{i}") for i in range(12)]
-    path = write_jsonl(tmp / "musique.jsonl", rows)
-    argv = ["flow", "+dataset=musique", f"dataset.path={path}", "flow.train=false", *FAKE, "dataset.test_size=50"]
+    repeated = id_on_the_test_side("dup")
+    argv, path = musique_rows(tmp, [musique_row(i, id=repeated if i in (3, 7) else f"q{i}") for i in range(12)])
     return argv, 2, [f"{path}:8", f"{path}:4", "ids must be unique"]
 
 

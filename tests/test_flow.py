@@ -4,7 +4,7 @@ import json
 
 import pytest
 from musique_rows import row, task, write
-from scripted_flow import make_flow
+from scripted_flow import make_flow, questions
 
 from debate_ft.config import FlowConfig
 from debate_ft.errors import ConfigError
@@ -19,10 +19,6 @@ def data(tmp_path):
 @pytest.fixture
 def full_data(tmp_path):
     return task(write(tmp_path / "full.jsonl", [row(n, answerable=n % 2 == 0) for n in range(12)]), variant="full")
-
-
-def questions(data):
-    return sorted(data.load_split("train") + data.load_split("test"), key=lambda q: q.id)
 
 
 def nodes(episode):

@@ -4,9 +4,8 @@ import math
 
 import pytest
 from musique_rows import row, task, write
-from scripted_flow import make_flow
+from scripted_flow import greedy, make_flow
 
-from debate_ft.flow.graph import Episode
 from debate_ft.flow.rollouts import (
     deviation_pairs,
     deviation_points,
@@ -19,11 +18,6 @@ from debate_ft.flow.rollouts import (
 @pytest.fixture
 def data(tmp_path):
     return task(write(tmp_path / "dev.jsonl", [row(n) for n in range(12)]))
-
-
-def greedy(flow, data, n=0):
-    question = sorted(data.load_split("train") + data.load_split("test"), key=lambda q: q.id)[n]
-    return flow.run([Episode(question)], seed=0)[0]
 
 
 def test_every_generative_visit_gets_k_rollouts_and_rollouts_never_deviate(data):

@@ -3,24 +3,16 @@ and weights, and that reward-free mode yields none (it may read no gold)."""
 
 import pytest
 from musique_rows import row, task, write
-from scripted_flow import ScriptedBackend, make_flow
+from scripted_flow import ScriptedBackend, greedy, make_flow, questions
 
 from debate_ft.config import FlowConfig
-from debate_ft.flow.graph import NODES, Episode, Flow
+from debate_ft.flow.graph import NODES, Flow
 from debate_ft.flow.signals import supervised_pairs
 
 
 @pytest.fixture
 def data(tmp_path):
     return task(write(tmp_path / "dev.jsonl", [row(n) for n in range(12)]))
-
-
-def first_question(data):
-    return sorted(data.load_split("train") + data.load_split("test"), key=lambda q: q.id)[0]
-
-
-def greedy(flow, data):
-    return flow.run([Episode(first_question(data))], seed=0)[0]
 
 
 def summary(pairs):
@@ -41,7 +33,7 @@ def test_each_hop_labels_the_best_ranked_support_and_distractor_and_final_learns
         ("final", "Ada Lovelace 0", None, "gold"),  # no query pair: the scripted retriever ignores the query
     ]
     assert all(p.weight == 0.5 for p in pairs)
-    question = first_question(data).text
+    question = questions(data)[0].text
     assert pairs[0].prompt.startswith(f"Question: {question}\nSearch query: {question}\nDocument: Widget 0: GOLD")
     assert "Document: Weather:" in pairs[1].prompt
     final = next(v for v in episode.visits if v.node == "final")

@@ -105,25 +105,22 @@ class Learner:
         pairs and -weight * log p(target) of supervised targets; and the preference pairs' policy margins."""
         preferences = [p for p in pairs if p.rejected is not None]
         targets = [p for p in pairs if p.rejected is None]
-        total = torch.zeros(())
-        margins = torch.zeros(0)
+        terms, margins = [], torch.zeros(0)
         if preferences:
+            n = len(preferences)
             outputs = [p.chosen for p in preferences] + [p.rejected for p in preferences]
             with torch.no_grad():
                 ref = self.summed_logprobs(preferences * 2, outputs, reference)
             policy = self.summed_logprobs(preferences * 2, outputs, lambda node: node)
-            chosen, rejected = policy[: len(preferences)], policy[len(preferences) :]
             weights = torch.tensor([p.weight for p in preferences], device=policy.device)
-            dpo = weighted_dpo_loss(
-                chosen, rejected, ref[: len(preferences)], ref[len(preferences) :], weights, self.settings.beta
-            )
-            total = total.to(policy.device) + dpo * len(preferences)
-            margins = (chosen - rejected).detach()
+            dpo = weighted_dpo_loss(policy[:n], policy[n:], ref[:n], ref[n:], weights, self.settings.beta)
+            terms.append(dpo * n)  # the mean over preference pairs, back to their sum
+            margins = (policy[:n] - policy[n:]).detach()
         if targets:
             logprobs = self.summed_logprobs(targets, [p.chosen for p in targets], lambda node: node)
             weights = torch.tensor([p.weight for p in targets], device=logprobs.device)
-            total = total.to(logprobs.device) - (weights * logprobs).sum()
-        return total / len(pairs), margins
+            terms.append(-(weights * logprobs).sum())
+        return sum(terms) / len(pairs), margins
 
     def step(self, pairs: Sequence[Pair]) -> float:
         """One optimiser step on a batch, its gradient norm clipped to flow.clip; returns the loss before it."""

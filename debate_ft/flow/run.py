@@ -136,10 +136,11 @@ def train_episode(config: Config, runner: Flow, learner, progress: Progress, que
         learner.step(batch)
         progress.pairs_used += len(batch)
     if (index + 1) % settings.ref_every == 0:
-        window = range(index + 1 - settings.ref_every, index + 1)
-        gold_free = settings.reward == "evaluator"  # reward-free mode may not read gold, not even to gate
-        f1 = None if gold_free else score([questions[i] for i in window], [progress.predictions[i] for i in window])
-        learner.update_reference(None if f1 is None else f1["answer_f1"])
+        window_f1 = None  # reward-free mode may not read gold, not even to gate the reference
+        if settings.reward != "evaluator":
+            window = range(index + 1 - settings.ref_every, index + 1)
+            window_f1 = score([questions[i] for i in window], [progress.predictions[i] for i in window])["answer_f1"]
+        learner.update_reference(window_f1)
     for name, seconds in (
         ("greedy", greedy_done - start),
         ("deviations", deviations_done - greedy_done),
