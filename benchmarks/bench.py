@@ -13,9 +13,10 @@ of the limit (small at these lengths), so the fractions are slightly flattering 
 
 Rows: (a) generation, base model; (b) the same rows under 6 different adapters mixed in every batch; (c) the
 naive loop (one call per row, batch 1); (d) scoring the (b) completions; (e) SFT of one iteration's 2N
-adapters, in the joint loop and by 2N separate TRL trainers; (f) one flow episode, greedy and its one-step
-deviations (model retriever); (g) peak RSS of a fresh process with 0 and 6 adapters (two processes side by side,
-once). Every other figure is the median over --repeats runs.
+adapters, in the joint loop and by 2N separate TRL trainers; (f) one flow episode, greedy and a whole training
+episode (model retriever, the flow's defaults; real rows with --musique), and one hop's relevance scoring by the
+flow's Yes/No choice against the old path; (g) peak RSS of a fresh process with 0 and 6 adapters (two processes
+side by side, once). Every other figure is the median over --repeats runs.
 """
 
 from __future__ import annotations
@@ -231,35 +232,53 @@ class Bench:
         work, seconds = median_run(run, self.args.repeats)
         return work / seconds
 
-    def flow(self) -> tuple[float, float, int]:
-        """Seconds of one greedy episode and of its deviations (rollouts and their rewards), and its visits."""
+    def flow(self) -> dict:
+        """Seconds of one greedy flow episode; of a whole training episode (the greedy one, its deviations, its
+        label signals and one optimiser step per pair); and of one hop's relevance scoring, by the first-token
+        choice the flow uses and by the old path, Yes and No scored as full replies. Real MuSiQue rows (20
+        paragraphs) where --musique names a folder of them, else a synthetic 4-paragraph question."""
         from debate_ft.flow.dpo import Learner
-        from debate_ft.flow.graph import Episode, Flow, active_nodes
-        from debate_ft.flow.rollouts import reward_gaps, rollouts
+        from debate_ft.flow.graph import Episode, Flow, active_nodes, user
+        from debate_ft.flow.rollouts import deviation_pairs, reward_gaps, rollouts
+        from debate_ft.flow.signals import supervised_pairs
         from debate_ft.tasks.musique import MuSiQue
 
-        data = self.folder / "musique.jsonl"
-        data.write_text("".join(json.dumps(musique_row(n)) + "\n" for n in range(8)))
-        task = MuSiQue(DatasetConfig(name="musique", path=str(data), train_size=4, test_size=4))
+        data = self.args.musique
+        if data is None:
+            data = self.folder / "musique.jsonl"
+            data.write_text("".join(json.dumps(musique_row(n)) + "\n" for n in range(8)))
+        task = MuSiQue(DatasetConfig(name="musique", path=str(data), train_size=8, test_size=4))
         settings = FlowConfig(
             max_new_tokens=self.args.flow_tokens,
             final_tokens=min(12, self.args.flow_tokens),
             max_hops=1 if self.args.quick else FlowConfig.max_hops,
         )
         nodes = active_nodes(settings, task.full)
-        Learner(self.backend, nodes, settings, TrainConfig())
+        learner = Learner(self.backend, nodes, settings, TrainConfig())
         runner = Flow(self.backend, task, settings, {node: node for node in nodes})
-        question = task.load("train")[0]
-        greedy, deviations, visits = [], [], 0
-        for seed in range(self.args.repeats):
+        times: dict[str, list[float]] = {"greedy": [], "training": [], "choice": [], "full": []}
+        visits = 0
+        for seed, question in zip(range(self.args.repeats), task.load("train")):
             start = time.perf_counter()
             episode = runner.run([Episode(question)], seed, desc="episode")[0]
             middle = time.perf_counter()
-            reward_gaps(runner, episode, rollouts(runner, episode, seed))
-            greedy.append(middle - start)
-            deviations.append(time.perf_counter() - middle)
+            forks = rollouts(runner, episode, seed)
+            pairs = deviation_pairs(episode, forks, reward_gaps(runner, episode, forks))
+            for pair in pairs + supervised_pairs(runner, episode, seed):
+                learner.step([pair])
+            times["greedy"].append(middle - start)
+            times["training"].append(time.perf_counter() - start)
             visits = len(episode.visits)
-        return statistics.median(greedy), statistics.median(deviations), visits
+            search = next(v.prompt for v in episode.visits if v.node == "relevance")
+            texts = [runner.relevance_prompt(question.text, search, p) for p in question.meta["paragraphs"]]
+            requests = [Request(user(text), "relevance") for text in texts]
+            start = time.perf_counter()
+            self.backend.choice_logprobs(requests, ["Yes", "No"])
+            middle = time.perf_counter()
+            self.backend.logprobs([r for r in requests for _ in range(2)], ["Yes", "No"] * len(requests))
+            times["choice"].append(middle - start)
+            times["full"].append(time.perf_counter() - middle)
+        return {name: statistics.median(values) for name, values in times.items()} | {"visits": visits}
 
 
 def musique_row(n: int) -> dict:
@@ -296,6 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--naive-rows", type=int, default=12, help="rows the naive batch-1 loop generates")
     parser.add_argument("--train-examples", type=int, default=16, help="SFT examples per adapter")
     parser.add_argument("--flow-tokens", type=int, default=32, help="flow.max_new_tokens")
+    parser.add_argument("--musique", type=Path, help="a folder of real MuSiQue rows for the (f) rows (train*.jsonl)")
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of the adapters")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (the (g) memory probes run on the CPU)")
@@ -325,7 +345,9 @@ def main(argv: list[str] | None = None) -> dict:
             "train_tok_s": bench.training(joint=True),
             "train_separate_tok_s": bench.training(joint=False),
         }
-        figures["flow_greedy_s"], figures["flow_deviation_s"], visits = bench.flow()
+        flow = bench.flow()
+        visits = flow.pop("visits")
+        figures |= {f"flow_{name}_s": seconds for name, seconds in flow.items()}
         figures["peak_rss_0_mib"], figures["peak_rss_6_mib"] = memory_probes(
             model, [[], bench.adapters], args.threads, args.dtype
         )
@@ -365,8 +387,11 @@ def report(args, bench: Bench, figures: dict, prefill_roofline: float, train_roo
     row("(e) the same, 6 separate trainers", figures["train_separate_tok_s"], "tok/s", train_roofline)
     per_visit = figures["flow_greedy_s"] / max(1, visits)
     row("(f) flow episode, greedy", figures["flow_greedy_s"], "s", None, f"{visits} visits, {per_visit:.2f} s each")
-    row("(f) flow deviations", figures["flow_deviation_s"], "s", None,
-        f"{figures['flow_deviation_s'] / figures['flow_greedy_s']:.1f}x the greedy episode")  # fmt: skip
+    row("(f) flow training episode", figures["flow_training_s"], "s", None,
+        f"{figures['flow_training_s'] / figures['flow_greedy_s']:.1f}x the greedy episode")  # fmt: skip
+    row("(f) one hop's relevance, Yes/No choice", figures["flow_choice_s"], "s", None,
+        f"{figures['flow_full_s'] / figures['flow_choice_s']:.1f}x faster than both replies in full")  # fmt: skip
+    row("(f) the same, both replies in full", figures["flow_full_s"], "s")
     row("(g) peak RSS, 0 adapters", figures["peak_rss_0_mib"], "MiB")
     row("(g) peak RSS, 6 adapters", figures["peak_rss_6_mib"], "MiB", None,
         f"{figures['peak_rss_6_mib'] / figures['peak_rss_0_mib']:.3f}x none")  # fmt: skip

@@ -132,6 +132,14 @@ class Metered:
         self.ledger.count([who(r) for r in requests], prompts, [0] * len(requests))
         return scored
 
+    def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+        """One forward pass per request reads its prompt and generates nothing."""
+        scored = self.inner.choice_logprobs(requests, choices)
+        self.ledger.count(
+            [who(r) for r in requests], [self._prompt_tokens(r) or 0 for r in requests], [0] * len(requests)
+        )
+        return scored
+
 
 def who(request: Request) -> str:
     return request.agent or request.adapter or "base"

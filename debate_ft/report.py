@@ -19,12 +19,14 @@ import pandas as pd
 from debate_ft import plots, results
 from debate_ft.browser import write_browser
 from debate_ft.errors import DataError
+from debate_ft.flow.compare import comparisons
 from debate_ft.runs import check_links, is_leftover, load_saved_config, read_csv
 from debate_ft.tables import (
     COMPUTE_COLUMNS,
     COMPUTE_FILE,
     DIVERSITY_FILE,
     FLOW_COLUMNS,
+    FLOW_PAIRED_COLUMNS,
     KL_FILE,
     METRICS_FILE,
     NLL_FILE,
@@ -33,6 +35,7 @@ from debate_ft.tables import (
     REQUIRED_COLUMNS,
     SOCIETY_COLUMNS,
     console,
+    present,
     print_table,
 )
 
@@ -124,10 +127,6 @@ def society_table(metrics: pd.DataFrame, diversity: pd.DataFrame) -> pd.DataFram
     return debate.merge(diversity, on=keys, suffixes=("", "_diversity")).sort_values(["run", "iteration"])
 
 
-def _present(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    return [c for c in columns if c in frame.columns or c == "accuracy ± se"]
-
-
 def compute_rows(run_dirs: list[Path]) -> list[dict]:
     """Each run's stages (compute.csv's `all` rows) in run order, with generated tokens per second."""
     compute = collect(run_dirs, COMPUTE_FILE, required=False)
@@ -184,10 +183,13 @@ def main(argv: list[str]) -> int:
     is_flow = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, index=frame.index)
     debate = frame[~is_flow]
     if not debate.empty:
-        print_table(debate.to_dict("records"), _present(debate, REPORT_COLUMNS), "debate_ft report")
+        print_table(debate.to_dict("records"), present(REPORT_COLUMNS, debate.columns), "debate_ft report")
     if is_flow.any():
         flow = frame[is_flow]
-        print_table(flow.to_dict("records"), [c for c in FLOW_COLUMNS if c in flow.columns], "debate_ft flow report")
+        print_table(flow.to_dict("records"), present(FLOW_COLUMNS, flow.columns), "debate_ft flow report")
+        if paired := comparisons(run_folders(args.run_dirs, METRICS_FILE)):
+            title = "flow runs vs A, the untrained flow: paired over test questions (trained - A, 95% bootstrap CI)"
+            print_table(paired, FLOW_PAIRED_COLUMNS, title)
     if debate.empty:
         return 0
     if args.table:
@@ -195,7 +197,9 @@ def main(argv: list[str]) -> int:
     diversity = collect(args.run_dirs, DIVERSITY_FILE, required=False)
     if not diversity.empty:
         society = society_table(debate, diversity)
-        print_table(society.to_dict("records"), _present(society, SOCIETY_COLUMNS), "debate accuracy and diversity")
+        print_table(
+            society.to_dict("records"), present(SOCIETY_COLUMNS, society.columns), "debate accuracy and diversity"
+        )
     for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
         if page := write_browser(run_dir):
             console().print(f"wrote {page}")

@@ -49,10 +49,15 @@ SOCIETY_COLUMNS = [
     "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
 ]  # fmt: skip
 COMPUTE_COLUMNS = ["run", "iteration", "stage", "split", *COMPUTE_COUNTS, "tokens_per_s"]
+PLUS_MINUS = " ± se"
 FLOW_COLUMNS = [
-    "run", "split", "stage", "episodes", "n", "answer_em", "answer_f1", "answer_f1_se", "support_f1",
-    "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations", "seconds_update",
+    "run", "split", "stage", "episodes", "n", "answer_em ± se", "answer_f1 ± se", "support_f1 ± se",
+    "support_mrr ± se", "sufficiency_acc", "pairs_made", "pairs_used", "seconds_greedy", "seconds_deviations",
+    "seconds_update",
 ]  # fmt: skip
+
+# flow runs against arm A (the untrained flow) on the same test questions (flow/compare.py)
+FLOW_PAIRED_COLUMNS = ["run", "episodes", "measure", "n", "A", "trained ± se", "difference", "ci_low", "ci_high"]
 
 
 def console() -> Console:
@@ -61,14 +66,29 @@ def console() -> Console:
 
 
 def print_table(rows: list[dict], columns: list[str], title: str) -> None:
-    """Rows as a table; `accuracy ± se` is built from accuracy and stderr, floats get 3 decimals."""
+    """Rows as a table; a column `x ± se` is built from x and its standard error (x_se; accuracy's: stderr),
+    floats get 3 decimals."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="left" if column == "run" else "right")
     for row in rows:
-        cells = {**row, "accuracy ± se": f"{row['accuracy']:.3f} ± {row['stderr']:.3f}"} if "accuracy" in row else row
-        table.add_row(*(cell(cells.get(column)) for column in columns))
+        table.add_row(*(cell(with_error(row, column)) for column in columns))
     console().print(table)
+
+
+def with_error(row: dict, column: str):
+    if not column.endswith(PLUS_MINUS):
+        return row.get(column)
+    name = column.removesuffix(PLUS_MINUS)
+    value, error = row.get(name), row.get("stderr" if name == "accuracy" else f"{name}_se")
+    if cell(value) == "" or cell(error) == "":
+        return value
+    return f"{value:.3f} ± {error:.3f}"
+
+
+def present(columns: list[str], names) -> list[str]:
+    """The columns with data among `names` (a `x ± se` column: where x has)."""
+    return [column for column in columns if column.removesuffix(PLUS_MINUS) in names]
 
 
 def cell(value) -> str:

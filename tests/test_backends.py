@@ -25,7 +25,26 @@ QUESTION = [{"role": "user", "content": "What is 2+3?"}]
 
 
 def test_the_protocol_names_what_callers_use():
-    assert sorted(PROTOCOL) == ["generate", "load_adapter", "logprobs", "offloaded", "prompt_tokens", "trainable"]
+    assert sorted(PROTOCOL) == [
+        "choice_logprobs",
+        "generate",
+        "load_adapter",
+        "logprobs",
+        "offloaded",
+        "prompt_tokens",
+        "trainable",
+    ]
+
+
+def test_engines_without_a_one_pass_path_read_choices_off_their_scored_replies(tmp_path):
+    engine = FakeBackend()
+    requests = [Request(QUESTION), Request(QUESTION, "a")]
+    rows = engine.logprobs([r for r in requests for _ in range(2)], ["Yes", "No"] * 2)
+    assert engine.choice_logprobs(requests, ["Yes", "No"]) == [[rows[0][0], rows[1][0]], [rows[2][0], rows[3][0]]]
+    ledger = Ledger(tmp_path)
+    assert Metered(engine, ledger).choice_logprobs(requests, ["Yes", "No"]) == engine.choice_logprobs(
+        requests, ["Yes", "No"]
+    )
 
 
 @pytest.mark.parametrize("engine", [HFBackend, FakeBackend, OpenAIBackend, VLLMBackend, Metered])

@@ -15,7 +15,9 @@ KEYS = {
     "train_tok_s",
     "train_separate_tok_s",
     "flow_greedy_s",
-    "flow_deviation_s",
+    "flow_training_s",
+    "flow_choice_s",
+    "flow_full_s",
     "peak_rss_0_mib",
     "peak_rss_6_mib",
 }

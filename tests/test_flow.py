@@ -8,7 +8,8 @@ from scripted_flow import make_flow, questions
 
 from debate_ft.config import FlowConfig
 from debate_ft.errors import ConfigError
-from debate_ft.flow.graph import Episode, active_nodes, search_query
+from debate_ft.flow.graph import Episode, Visit, active_nodes, search_query
+from debate_ft.flow.run import kept_by_hops
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_loops_until_stop_says_yes(data):
     assert episode.scratchpad() == [0, 1]  # relevance picked the two GOLD paragraphs, best first
     assert [v.hop for v in episode.visits] == [1, 1, 1, 2, 2, 2, 2, 2]
     prediction = episode.prediction()
-    assert prediction == {"answer": "nobody", "support": [0, 1], "answerable": True}
+    assert prediction == {"answer": "nobody", "support": [0, 1], "answerable": True, "support_rr": 1.0}
 
 
 def test_max_hops_ends_the_loop_without_asking_stop(data):
@@ -94,3 +95,45 @@ def test_flow_settings_are_validated():
 def test_search_query_is_the_first_line_the_query_node_wrote():
     assert search_query("\n  widget 3 maker \nQuestion: more rambling") == "widget 3 maker"
     assert search_query("") == ""
+
+
+def hand_episode(question, *visits):
+    return Episode(question, [Visit(node, 1, "", output, scores, picked) for node, output, scores, picked in visits])
+
+
+def test_support_rr_averages_each_hops_rank_of_its_best_supporting_candidate(data):
+    question = questions(data)[0]  # paragraphs 0 and 1 support
+    episode = hand_episode(
+        question,
+        ("relevance", "", {0: -1.0, 2: 0.5, 1: -2.0, 3: -3.0}, 2),  # a distractor first: rank 2
+        ("relevance", "", {0: 3.0, 1: 3.0, 3: 1.0}, 0),  # a tie goes to paragraph order: rank 1
+        ("final", "Ada", {}, None),
+    )
+    assert episode.support_rr() == pytest.approx((1 / 2 + 1) / 2)
+    assert hand_episode(question, ("final", "Ada", {}, None)).support_rr() is None
+    assert episode.prediction()["support_rr"] == pytest.approx(0.75)
+
+
+def test_an_extractive_prediction_cuts_the_answer_to_a_span_of_the_found_paragraphs(data):
+    question = questions(data)[0]  # paragraph 0: 'GOLD The widget 0 is made by Maker 0 in Springfield.'
+    episode = hand_episode(question, ("relevance", "", {0: 1.0}, 0), ("final", "Maker 0 Inc.", {}, None))
+    assert episode.prediction()["answer"] == "Maker 0 Inc"
+    assert episode.prediction(extractive=True)["answer"] == "Maker 0"
+    record = episode.record(extractive=True)
+    assert (record["answer"], record["raw_answer"]) == ("Maker 0", "Maker 0 Inc")
+    unfound = hand_episode(question, ("relevance", "", {2: 1.0}, 2), ("final", "Maker 0", {}, None))
+    assert unfound.prediction(extractive=True)["answer"] == "Maker 0"  # only the scratchpad's paragraphs count
+
+
+def test_the_training_stream_keeps_questions_by_hop_count_the_same_in_every_run(tmp_path):
+    rows = [row(n) for n in range(200)]  # two supporting paragraphs each
+    for r in rows[:50]:
+        r["paragraphs"][2]["is_supporting"] = True  # three hops
+    questions_ = sorted(task(write(tmp_path / "dev.jsonl", rows)).load_split("train"), key=lambda q: q.id)
+    three = {q.id for q in questions_ if sum(p.supporting for p in q.meta["paragraphs"]) == 3}
+    assert [q.id for q in questions_ if kept_by_hops([0.0, 1.0, 1.0])(q)] == [q.id for q in questions_ if q.id in three]
+    half = [q.id for q in questions_ if kept_by_hops([0.5, 0.5, 0.5])(q)]
+    assert half == [q.id for q in questions_ if kept_by_hops([0.5, 0.5, 0.5])(q)]  # a fixed draw per id
+    assert 0.3 < len(half) / len(questions_) < 0.7
+    with pytest.raises(ConfigError, match="flow.hop_keep"):
+        FlowConfig(hop_keep=[0.0, 0.0, 0.0])

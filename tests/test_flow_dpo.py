@@ -92,6 +92,18 @@ def test_a_gold_target_raises_its_likelihood_and_mixes_with_preference_pairs(tin
     assert sum(tiny_backend.logprobs(request, [target.chosen])[0]) > before
 
 
+def test_a_yes_no_pair_is_scored_by_its_first_token_as_the_flow_decides(tiny_backend):
+    learner = Learner(tiny_backend, ["query", "stop"], FlowConfig(), TrainConfig(lora_r=4))
+    stop, query = PAIRS[1], PAIRS[0]
+    requests = [Request([{"role": "user", "content": stop.prompt}], "stop")]
+    yes, no = tiny_backend.choice_logprobs(requests, ["Yes", "No"])[0]
+    _, margins = learner.loss([stop, query])
+    assert margins[0].item() == pytest.approx(yes - no, abs=1e-4)  # the end-of-turn tokens do not count
+    asked = Request([{"role": "user", "content": query.prompt}], "query")
+    chosen, rejected = tiny_backend.logprobs([asked, asked], [query.chosen, query.rejected])
+    assert margins[1].item() == pytest.approx(sum(chosen) - sum(rejected), abs=1e-4)  # generative: every token
+
+
 def test_gradient_norm_is_clipped_per_step(tiny_backend, monkeypatch):
     norms = []
     real = torch.nn.utils.clip_grad_norm_

@@ -14,6 +14,8 @@ from debate_ft.flow.rollouts import (
     rollouts,
 )
 
+GENERATIVE = ["query", "answer", "final"]
+
 
 @pytest.fixture
 def data(tmp_path):
@@ -21,7 +23,7 @@ def data(tmp_path):
 
 
 def test_every_generative_visit_gets_k_rollouts_and_rollouts_never_deviate(data):
-    flow = make_flow(data, stop_after=2, max_hops=3, alternatives=3, deviation_visits=10)
+    flow = make_flow(data, stop_after=2, max_hops=3, alternatives=3, deviation_visits=10, deviate_nodes=GENERATIVE)
     episode = greedy(flow, data)
     generative = [i for i, v in enumerate(episode.visits) if v.node in ("query", "answer", "final")]
     assert len(generative) == 4  # L: two queries, the answer, the final answer
@@ -41,7 +43,7 @@ def test_every_generative_visit_gets_k_rollouts_and_rollouts_never_deviate(data)
 
 
 def test_deviation_visits_caps_the_points_with_a_seeded_choice(data):
-    flow = make_flow(data, stop_after=2, max_hops=3, alternatives=2, deviation_visits=2)
+    flow = make_flow(data, stop_after=2, max_hops=3, alternatives=2, deviation_visits=2, deviate_nodes=GENERATIVE)
     episode = greedy(flow, data)
     assert len(rollouts(flow, episode, seed=1)) == 2 * 2
     points = deviation_points(episode, ["query", "answer", "final"], 2, seed=5)

@@ -14,7 +14,7 @@ TRAIN = 2
 
 def config(tiny_model_config, data_path, **flow) -> Config:
     settings = dict(max_new_tokens=4, final_tokens=3, max_hops=2, alternatives=1, deviation_visits=1)
-    settings.update(batch_pairs=2, save_every=1, paragraph_chars=60)
+    settings.update(batch_pairs=2, save_every=1, paragraph_chars=60, hop_keep=[1.0, 1.0, 1.0])
     return Config(
         dataset=DatasetConfig(name="musique", path=str(data_path), train_size=TRAIN, test_size=1),
         model=tiny_model_config,
@@ -134,7 +134,8 @@ def test_reward_free_training_reads_no_gold(tiny_model_config, tmp_path):
     for name, rows in (("clean", clean), ("poisoned", poisoned)):
         data = write(tmp_path / f"{name}.jsonl", rows)
         run_dir = tmp_path / name
-        flow_run.flow(config(tiny_model_config, data, reward="evaluator", eval_before=False, ref_every=1), run_dir)
+        settings = dict(reward="evaluator", eval_before=False, ref_every=1, deviate_nodes=["query", "answer", "final"])
+        flow_run.flow(config(tiny_model_config, data, **settings), run_dir)
         pairs = [{k: v for k, v in p.items()} for p in trace(run_dir, "pairs.jsonl")]
         checkpoint = run_dir / "flow" / "checkpoint"
         weights = {p.relative_to(checkpoint): p.read_bytes() for p in checkpoint.rglob("*.safetensors")}

@@ -75,7 +75,7 @@ def test_unanswerable_questions_give_only_their_sufficiency_label(tmp_path):
 
 
 def test_no_signal_in_reward_free_mode_or_when_switched_off(data):
-    episode = greedy(make_flow(data), data)
+    episode = greedy(make_flow(data, max_hops=2), data)
     assert supervised_pairs(make_flow(data, reward="evaluator"), episode, seed=0) == []
     assert supervised_pairs(make_flow(data, supervise=[]), episode, seed=0) == []
     assert supervised_pairs(make_flow(data, supervised_weight=0.0), episode, seed=0) == []

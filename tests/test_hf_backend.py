@@ -64,6 +64,20 @@ def test_logprobs_batched_equal_single_and_follow_the_adapter(tiny_model_config,
     assert batched[0] != pytest.approx(backend.logprobs([Request(reqs[0].messages, "b")], completions[:1])[0])
 
 
+def test_choice_logprobs_are_the_first_tokens_of_the_scored_replies(tiny_model_config, random_adapters):
+    """One prefill per prompt (shared prefix, repeated prompts, mixed adapters, several batches) gives what full
+    scoring gives for each choice's first token."""
+    backend = backend_with(tiny_model_config, random_adapters, batch_size=3)
+    reqs = requests() + requests()[:2]  # repeated prompts are prefilled once and copied
+    choices = ["Yes", "No", "Maybe not"]
+    fast = backend.choice_logprobs(reqs, choices)
+    full = backend.logprobs([r for r in reqs for _ in choices], choices * len(reqs))
+    assert len(fast) == len(reqs)
+    for row, values in enumerate(fast):
+        assert values == pytest.approx([full[row * 3 + k][0] for k in range(3)], abs=1e-4)
+    assert fast[0] != pytest.approx(fast[1])  # the rows' adapters differ
+
+
 def test_replacing_an_adapter_serves_the_new_weights(tiny_model_config, random_adapters):
     backend = backend_with(tiny_model_config, {"x": random_adapters["a"]}, batch_size=4)
     request = [Request([{"role": "user", "content": "What is 2+3?"}], "x")]

@@ -12,6 +12,7 @@ from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import (
     answer_em,
     answer_f1,
+    extractive_answer,
     normalize_answer,
     score,
     short_answer,
@@ -74,6 +75,38 @@ def test_score_counts_answers_on_answerable_questions_and_sufficiency_on_all(tmp
     assert result["sufficiency_acc"] == 0.5
     assert math.isnan(result["answer_f1_se"])  # one answerable question: no standard error
     assert "sufficiency_acc" not in score(questions, predictions)
+    assert "support_mrr" not in result  # no prediction ranked paragraphs
+
+
+def test_score_gives_every_metric_a_standard_error_and_averages_retrieval_ranks(tmp_path):
+    data = task(write(tmp_path / "dev.jsonl", [row(n) for n in range(3)]))
+    questions = sorted(load_both(data), key=lambda q: q.id)
+    predictions = [
+        {"answer": "Ada Lovelace 0", "support": [0, 1], "answerable": True, "support_rr": 1.0},
+        {"answer": "Ada", "support": [1], "answerable": True, "support_rr": 0.5},
+        {"answer": "no", "support": [], "answerable": True, "support_rr": None},  # no hop ranked: not counted
+    ]
+    result = score(questions, predictions)
+    assert result["answer_em"] == pytest.approx(1 / 3) and result["answer_em_se"] == pytest.approx(1 / 3)
+    assert result["support_f1"] == pytest.approx((1 + 2 / 3) / 3) and result["support_f1_se"] > 0
+    assert result["support_mrr"] == 0.75 and result["support_mrr_se"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "answer, want",
+    [
+        ("Springfield", "Springfield"),  # found as given
+        ("Maker 3 Inc", "Maker 3"),  # the longest span a paragraph holds
+        ("the city of Springfield", "city of Springfield"),  # 'the' alone would score nothing; longest wins
+        ("Paris", "Paris"),  # no span found: unchanged
+        ("", ""),
+        ("the a", "the a"),  # spans of articles only normalise to nothing: never a replacement
+        ("in the end", "in"),  # substring search, as the author's: 'in' is in the text
+    ],
+)
+def test_extractive_answer_cuts_to_the_longest_span_a_paragraph_holds(answer, want):
+    texts = ["The widget 3 is made by Maker 3 in Springfield.", "The city of Springfield lies on a river."]
+    assert extractive_answer(answer, texts) == want
 
 
 def test_one_file_is_split_by_id_hash_and_fields_are_read(tmp_path):
@@ -93,6 +126,8 @@ def test_folder_prefers_official_train_file_and_a_dev_file_with_paragraphs(tmp_p
     write(tmp_path / "musique_ans_v1.0_dev_subset.jsonl", [row(n) for n in range(10)])
     data = task(tmp_path)
     assert len(load_both(data)) == 10  # the dev subset, hash-split
+    write(tmp_path / "musique_ans_v1.0_train_subset5.jsonl", [row(n) for n in range(20, 25)])  # a subset serves
+    assert len(data.load_split("train")) == 5 and len(data.load_split("test")) == 10
     write(tmp_path / "musique_ans_v1.0_train.jsonl", [row(n) for n in range(10, 13)])
     assert len(data.load_split("train")) == 3 and len(data.load_split("test")) == 10
 

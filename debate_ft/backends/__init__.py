@@ -53,6 +53,10 @@ class Backend(Protocol):
     def logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[list[float]]:
         """Per-token log-probabilities of each completion as the assistant's reply to its conversation."""
 
+    def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+        """Per request, the log-probability of each choice's first token as the reply's first token: a choice
+        between replies that differ in their first token (Yes/No) needs one forward pass, not one per choice."""
+
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Serve the PEFT adapter saved at `path` under `name`, replacing any adapter of that name."""
 
@@ -79,6 +83,13 @@ class Trainable(Protocol):
     def completion_logprobs(self, requests: Sequence[Request], completions: Sequence[str]) -> list[torch.Tensor]:
         """Per-token log-probabilities of each completion, as tensors: called with gradients enabled, they carry
         gradients to the trainable adapters the rows name."""
+
+
+def first_token_logprobs(backend: Backend, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+    """`choice_logprobs` read off `logprobs` (a row per choice), for engines without a one-pass path."""
+    rows = backend.logprobs([r for r in requests for _ in choices], list(choices) * len(requests))
+    k = len(choices)
+    return [[row[0] for row in rows[i * k : (i + 1) * k]] for i in range(len(requests))]
 
 
 def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:

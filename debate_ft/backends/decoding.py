@@ -165,10 +165,12 @@ def sample(
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
     groups: Sequence[Hashable] | None = None,
+    observe: Callable[[list[int], torch.Tensor], None] | None = None,
 ) -> list[list[int]]:
     """Generated token ids per prompt (the stop token included when reached), in the order of `prompts`.
     `groups`: one key per prompt, equal for rows that run the same weights (None: all do); prefill work is shared
-    only within a group."""
+    only within a group. `observe(requests, logits)`, if given, sees each admission's first-token logits (scoring
+    a reply's first token reads them)."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
     generated: list[list[int]] = [[] for _ in prompts]
     group = list(groups) if groups is not None else [None] * len(prompts)
@@ -215,6 +217,8 @@ def sample(
             mask = torch.cat([mask.new_ones(len(unique), shared), mask], 1)  # the prefix columns come first
             logits = forward(ids, mask, positions, cache, torch.tensor(unique, device=device))
             copy = torch.tensor(copy, device=device)
+            if observe:
+                observe(requests, logits[copy])
             cache.reorder_cache(copy)
             if slots is None:
                 slots = Slots(cache, len(free), columns, device)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from debate_ft.backends import Completion, Message, Request
+from debate_ft.backends import Completion, Message, Request, first_token_logprobs
 from debate_ft.config import GenerationConfig
 from debate_ft.errors import ConfigError
 
@@ -95,6 +95,9 @@ class FakeBackend:
             [-5 * _unit(self._key(request), completion, i) - 0.01 for i in range(len(completion.split()) + 1)]
             for request, completion in zip(requests, completions)
         ]
+
+    def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+        return first_token_logprobs(self, requests, choices)
 
     def _key(self, request: Request) -> list:
         adapter = request.adapter and self._adapters.get(request.adapter, request.adapter)

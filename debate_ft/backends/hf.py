@@ -141,6 +141,24 @@ class HFBackend:
     def generate(
         self, requests: Sequence[Request], sampling: GenerationConfig, seed: int, desc: str = "generate"
     ) -> list[Completion]:
+        return [self._completion(tokens) for tokens in self._sample(requests, sampling, seed, desc)]
+
+    def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+        """One prefill per distinct prompt, through the generation path (its shared prefix included): the
+        first-token logits are all a choice's score needs."""
+        firsts = torch.tensor([reply_ids(self.tokenizer, choice)[0] for choice in choices])
+        scores: list[list[float]] = [[] for _ in requests]
+
+        def observe(rows: list[int], logits: torch.Tensor) -> None:
+            picked = torch.log_softmax(logits.float(), dim=-1)[:, firsts.to(logits.device)].tolist()
+            for row, values in zip(rows, picked):
+                scores[row] = values
+
+        self._sample(requests, GenerationConfig(max_new_tokens=1, temperature=0.0), 0, "score", observe)
+        return scores
+
+    @torch.inference_mode()
+    def _sample(self, requests, sampling: GenerationConfig, seed: int, desc: str, observe=None) -> list[list[int]]:
         if self.context and sampling.max_new_tokens >= self.context:  # the slot cache would hold all of them
             raise ModelError(
                 f"generation.max_new_tokens={sampling.max_new_tokens:,} is beyond the model's context of "
@@ -157,7 +175,7 @@ class HFBackend:
                 out = call(rows, **inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[:, -1]
 
-            rows = sample(
+            return sample(
                 forward,
                 prompts,
                 batch_size=self.batch_size,
@@ -170,8 +188,8 @@ class HFBackend:
                 device=self.hosted.device,
                 progress=bar.update,
                 groups=[r.adapter for r in requests],
+                observe=observe,
             )
-        return [self._completion(tokens) for tokens in rows]
 
     def _completion(self, tokens: list[int]) -> Completion:
         length = next((i + 1 for i, token in enumerate(tokens) if token in self.stop_ids), len(tokens))

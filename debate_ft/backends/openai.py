@@ -25,7 +25,7 @@ from pathlib import Path
 import openai
 from tqdm.auto import tqdm
 
-from debate_ft.backends import Completion, LogprobsUnsupported, Message, Request
+from debate_ft.backends import Completion, LogprobsUnsupported, Message, Request, first_token_logprobs
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
 from debate_ft.models import load_tokenizer, prompt_ids, reply_ids, with_system
@@ -178,6 +178,9 @@ class OpenAIBackend:
             return self._echo_logprobs(self._model(request), ids + reply_ids(tokenizer, completion))[len(ids) :]
 
         return self._parallel(one, list(zip(requests, completions)), "score")
+
+    def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+        return first_token_logprobs(self, requests, choices)
 
     def _echo_logprobs(self, model: str, ids: list[int]) -> list[float]:
         try:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from debate_ft.backends import Completion, Message, Request
+from debate_ft.backends import Completion, Message, Request, first_token_logprobs
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
 from debate_ft.models import load_tokenizer, model_dir, prompt_ids, reply_ids
@@ -157,6 +157,9 @@ class VLLMBackend:
             _scored(output, prompt["prompt_token_ids"], start)
             for output, prompt, start in zip(outputs, prompts, starts)
         ]
+
+    def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[list[float]]:
+        return first_token_logprobs(self, requests, choices)
 
 
 def _adapter_rank(path: Path) -> int:

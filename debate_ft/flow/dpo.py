@@ -3,10 +3,10 @@
 Every node trains its adapter `<node>`; its reference `ref_<node>` starts as a copy and is soft-updated
 (ref += tau * (policy - ref)) every flow.ref_every training episodes when that window's answer F1 is the best
 window yet (in reward-free mode, which reads no gold, at every window). Log-probabilities are summed over the
-completion, with gradients through the peft model for the policy and without for the reference. A pair without
-a rejected output is a supervised target (the gold answer): its term is -weight * log p(chosen). One optimiser
-(COCOB from `parameterfree`, or AdamW) spans all nodes' adapters, with the gradient norm clipped (flow.clip); a
-batch may mix nodes, since each row names its adapter.
+completion (a Yes/No node's: its first token only), with gradients through the peft model for the policy and
+without for the reference. A pair without a rejected output is a supervised target (the gold answer): its term
+is -weight * log p(chosen). One optimiser (COCOB from `parameterfree`, or AdamW) spans all nodes' adapters, with
+the gradient norm clipped (flow.clip); a batch may mix nodes, since each row names its adapter.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from debate_ft.backends import Request, Trainable
 from debate_ft.config import FlowConfig, TrainConfig
-from debate_ft.flow.graph import user
+from debate_ft.flow.graph import CHOICE_NODES, user
 from debate_ft.flow.signals import Pair
 from debate_ft.runs import read_json
 from debate_ft.train import lora_config
@@ -96,9 +96,13 @@ class Learner:
         return torch.optim.AdamW(params, lr=self.settings.learning_rate)
 
     def summed_logprobs(self, node_prompts: Sequence[Pair], completions: Sequence[str], adapter) -> torch.Tensor:
-        """Summed log-probs of each completion after its pair's prompt, each row under adapter(node)."""
+        """Summed log-probs of each completion after its pair's prompt, each row under adapter(node); a Yes/No
+        node's reply counts by its first token alone, as the flow decides by it."""
         requests = [Request(user(p.prompt), adapter(p.node)) for p in node_prompts]
-        return torch.stack([row.sum() for row in self.engine.completion_logprobs(requests, list(completions))])
+        rows = self.engine.completion_logprobs(requests, list(completions))
+        return torch.stack(
+            [row[:1].sum() if p.node in CHOICE_NODES else row.sum() for p, row in zip(node_prompts, rows)]
+        )
 
     def loss(self, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's loss (with gradients), the mean over its rows of the weighted DPO terms of preference

@@ -21,9 +21,10 @@ from debate_ft.config import FlowConfig, GenerationConfig
 from debate_ft.flow import prompts
 from debate_ft.seeds import derive_seed
 from debate_ft.tasks import Question
-from debate_ft.tasks.musique import MuSiQue, Paragraph, golds, short_answer
+from debate_ft.tasks.musique import MuSiQue, Paragraph, extractive_answer, gold_support, golds, short_answer
 
 NODES = ("query", "relevance", "stop", "sufficiency", "answer", "final")
+CHOICE_NODES = ("relevance", "stop", "sufficiency")  # decided by the first token of the reply: Yes or No
 # nodes whose prompt is the question plus the documents found so far
 _SCRATCHPAD_PROMPTS = {
     "query": prompts.query,
@@ -81,22 +82,45 @@ class Episode:
         changed = replace(self.visits[index], output=output, alternative=alternative)
         return Episode(self.question, [*self.visits[:index], changed], deviation=(index, alternative))
 
-    def prediction(self) -> dict:
+    def prediction(self, extractive: bool = False) -> dict:
+        """What the evaluator scores; `extractive`: an answer found in no scratchpad paragraph is cut to its
+        longest word span that one holds (the author's force_extractive at evaluation)."""
+        answer = short_answer(self.output("final") or "")
+        if extractive:
+            paragraphs = {p.idx: p.text for p in self.question.meta["paragraphs"]}
+            answer = extractive_answer(answer, [paragraphs[idx] for idx in self.scratchpad()])
         return {
-            "answer": short_answer(self.output("final") or ""),
+            "answer": answer,
             "support": self.scratchpad(),
             "answerable": self.output("sufficiency") != prompts.NO,
+            "support_rr": self.support_rr(),
         }
 
-    def record(self, **extra) -> dict:
-        question = self.question
+    def support_rr(self) -> float | None:
+        """The retrieval measure: per hop, 1 / the rank of the best-ranked supporting paragraph among the hop's
+        candidates (ties in paragraph order), averaged over the hops that had one (None: no such hop)."""
+        supporting = {p.idx for p in self.question.meta["paragraphs"] if p.supporting}
+        reciprocal = []
+        for visit in self.visits:
+            ranked = sorted(visit.scores, key=lambda idx: -visit.scores[idx]) if visit.node == "relevance" else []
+            rank = next((n for n, idx in enumerate(ranked, start=1) if idx in supporting), None)
+            if rank is not None:
+                reciprocal.append(1 / rank)
+        return sum(reciprocal) / len(reciprocal) if reciprocal else None
+
+    def record(self, extractive: bool = False, **extra) -> dict:
+        question, prediction = self.question, self.prediction(extractive)
+        raw = {"raw_answer": self.prediction()["answer"]} if extractive else {}
         return {
             "id": question.id,
             "question": question.text,
             "gold": golds(question),
+            "gold_support": gold_support(question),
+            "gold_answerable": question.meta["answerable"],
             **extra,
             "deviation": self.deviation,
-            **self.prediction(),
+            **prediction,
+            **raw,
             "visits": [asdict(v) for v in self.visits],
         }
 
@@ -206,11 +230,11 @@ class Flow:
         return prompts.relevance(question, search, prompts.document(paragraph, self.settings.paragraph_chars))
 
     def yes_no(self, node: str, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Summed log-probs of the replies Yes and No to each prompt, in one scoring call."""
-        requests = [Request(user(text), self.adapters[node]) for text in texts for _ in range(2)]
-        rows = self.backend.logprobs(requests, [prompts.YES, prompts.NO] * len(texts))
-        sums = [sum(row) for row in rows]
-        return [{prompts.YES: sums[2 * i], prompts.NO: sums[2 * i + 1]} for i in range(len(texts))]
+        """Log-probs of Yes and No as the first token of the reply to each prompt (the author's two-way choice):
+        one forward pass per prompt, in one scoring call."""
+        requests = [Request(user(text), self.adapters[node]) for text in texts]
+        rows = self.backend.choice_logprobs(requests, [prompts.YES, prompts.NO])
+        return [{prompts.YES: yes, prompts.NO: no} for yes, no in rows]
 
     def _bm25_scores(self, episode: Episode, search: str, candidates: list[Paragraph]) -> dict[int, float]:
         import bm25s

@@ -1,7 +1,7 @@
 """Every prompt the MuSiQue flow's nodes and the reward-free evaluator see, in one place.
 
-Each node gets a single user message; Yes/No nodes are scored by the log-probabilities of the replies YES
-and NO (the same completions the DPO learner trains on), the evaluator by those of A and B.
+Each node gets a single user message; Yes/No nodes are decided by the log-probabilities of YES and NO as the
+reply's first token (the same the DPO learner trains on), the evaluator by those of the replies A and B.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from debate_ft.runs import (
     write_records,
 )
 from debate_ft.seeds import derive_seed
-from debate_ft.tables import FLOW_COLUMNS, FLOW_METRIC_KEY, METRICS_FILE, console, print_table
+from debate_ft.tables import FLOW_COLUMNS, FLOW_METRIC_KEY, METRICS_FILE, console, present, print_table
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 
@@ -72,7 +73,7 @@ def flow(config: Config, run_dir: Path) -> None:
         rows = train(config, task, backend, run_dir)
     else:
         rows = [evaluate_saved(config, task, backend, run_dir)]
-    columns = [column for column in FLOW_COLUMNS if column != "run" and any(column in row for row in rows)]
+    columns = present(FLOW_COLUMNS[1:], {name for row in rows for name in row})  # one run: no run column
     print_table(rows, columns, f"musique-{config.dataset.variant} flow, {config.model.name} ({run_dir})")
 
 
@@ -101,7 +102,7 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     rows = []
     if settings.eval_before and not resume:
         rows.append(evaluate(config, task, runner, run_dir, episodes=0))
-    questions = task.load("train")
+    questions = task.load("train", keep=kept_by_hops(settings.hop_keep))
     check_data(run_dir, "musique train", questions)
     with tqdm(total=len(questions), initial=progress.episode, desc="flow train", unit="episode") as bar:
         for index in range(progress.episode, len(questions)):
@@ -152,6 +153,17 @@ def train_episode(config: Config, runner: Flow, learner, progress: Progress, que
     append_records(folder / "train_trace.jsonl", records)
     append_records(folder / "pairs.jsonl", [{"episode": index, **asdict(pair)} for pair in pairs])
     progress.episode = index + 1
+
+
+def kept_by_hops(chances: list[float]):
+    """Whether a training question is in the stream: a draw fixed by its id against the chance for its hop count
+    (2, 3, 4: its supporting paragraphs), so every run and seed sees the same stream."""
+
+    def keep(question) -> bool:
+        hops = sum(p.supporting for p in question.meta["paragraphs"])
+        return random.Random(f"hops:{question.id}").random() < chances[min(max(hops, 2), 4) - 2]
+
+    return keep
 
 
 def save_checkpoint(path: Path, learner, progress: Progress) -> None:
@@ -207,12 +219,14 @@ def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episode
     start = time.perf_counter()
     done = runner.run([Episode(q) for q in questions], derive_seed(config.seed, "test"), desc="flow test")
     seconds = time.perf_counter() - start
-    write_records(run_dir / "flow" / f"test_trace_ep{episodes}.jsonl", [e.record(episode=episodes) for e in done])
+    extractive = config.flow.extractive
+    records = [e.record(extractive, episode=episodes) for e in done]
+    write_records(run_dir / "flow" / f"test_trace_ep{episodes}.jsonl", records)
     row = {
         "split": "test",
         "stage": "eval",
         "episodes": episodes,
-        **score(questions, [e.prediction() for e in done], task.full),
+        **score(questions, [e.prediction(extractive) for e in done], task.full),
         "seconds_greedy": seconds / max(len(questions), 1),
     }
     upsert_rows(run_dir / METRICS_FILE, [row], FLOW_METRIC_KEY)

@@ -36,13 +36,14 @@ class Task:
     def __init__(self, config: DatasetConfig):
         self.config = config
 
-    def load(self, split: str) -> list[Question]:
-        """The first train_size / test_size questions of a split, in a fixed pseudo-random order (sorted
-        by a hash of the id), so a small sample is representative and the same in every run."""
+    def load(self, split: str, keep: Callable[[Question], bool] | None = None) -> list[Question]:
+        """The first train_size / test_size questions of a split (those `keep` accepts), in a fixed pseudo-random
+        order (sorted by a hash of the id), so a small sample is representative and the same in every run."""
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}: choose train or test")
         size = self.config.train_size if split == "train" else self.config.test_size
         questions = sorted(self.load_split(split), key=lambda question: stable_hash(question.id))
+        questions = [question for question in questions if keep is None or keep(question)]
         if not questions:
             raise DataError(f"{self.name}: the {split} split has no questions ({self.source_description()})")
         if len(questions) < size:

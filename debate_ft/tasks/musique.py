@@ -55,6 +55,17 @@ def short_answer(response: str) -> str:
     return _ANSWER_LABEL.sub("", line).strip().rstrip(".").strip()
 
 
+def extractive_answer(answer: str, texts: Sequence[str]) -> str:
+    """`answer` if some text contains it, else its longest run of words that one does (most words that survive
+    normalisation; the earliest on ties), else `answer` unchanged: the author's force_extractive for one guess."""
+    if not answer or any(answer in text for text in texts):
+        return answer
+    words = answer.split()
+    spans = [" ".join(words[i:j]) for i in range(len(words)) for j in range(len(words), i, -1)]
+    found = [span for span in spans if normalize_answer(span) and any(span in text for text in texts)]
+    return max(found, key=lambda span: len(normalize_answer(span).split()), default=answer)
+
+
 def answer_em(prediction: str, golds: Sequence[str]) -> float:
     return max(exact_match(prediction, gold) for gold in golds)
 
@@ -90,16 +101,19 @@ def gold_support(question: Question) -> list[int]:
 
 
 def score(questions: Sequence[Question], predictions: Sequence[dict], sufficiency: bool = False) -> dict:
-    """Official aggregate metrics; predictions[i] = {answer: str, support: [idx], answerable: bool}."""
+    """Official aggregate metrics, each with its standard error; predictions[i] = {answer: str, support: [idx],
+    answerable: bool, support_rr: float | None}. support_mrr (not official) is the retrieval measure: the mean
+    over questions of each hop's reciprocal rank of its best-ranked supporting candidate."""
     answerable = [(q, p) for q, p in zip(questions, predictions) if q.meta["answerable"]]
-    f1, f1_se = mean_stderr([answer_f1(p["answer"], golds(q)) for q, p in answerable])
-    result = {
-        "n": len(questions),
-        "answer_em": mean_stderr([answer_em(p["answer"], golds(q)) for q, p in answerable])[0],
-        "answer_f1": f1,
-        "answer_f1_se": f1_se,
-        "support_f1": mean_stderr([support_f1(p["support"], gold_support(q)) for q, p in answerable])[0],
-    }
+    result = {"n": len(questions)}
+    for name, values in (
+        ("answer_em", [answer_em(p["answer"], golds(q)) for q, p in answerable]),
+        ("answer_f1", [answer_f1(p["answer"], golds(q)) for q, p in answerable]),
+        ("support_f1", [support_f1(p["support"], gold_support(q)) for q, p in answerable]),
+        ("support_mrr", [p["support_rr"] for _, p in answerable if p.get("support_rr") is not None]),
+    ):
+        if values or name != "support_mrr":  # support_mrr: only where episodes ranked paragraphs
+            result[name], result[f"{name}_se"] = mean_stderr(values)
     if sufficiency:
         hits = [float(p["answerable"] == q.meta["answerable"]) for q, p in zip(questions, predictions)]
         result["sufficiency_acc"] = mean_stderr(hits)[0]
@@ -130,7 +144,7 @@ class MuSiQue(Task):
         return questions
 
     def _rows(self, split: str) -> list[tuple[str, dict]]:
-        """Local files: musique_<variant>_v1.0_train.jsonl serves train and the dev file serves test; with no
+        """Local files: musique_<variant>_v1.0_train*.jsonl serves train and the dev file serves test; with no
         train file (or dataset.path naming one file) the dev rows are cut into both splits by a hash of the id."""
         variant = self.config.variant
         source = local_source(self.config, "musique")
@@ -138,8 +152,8 @@ class MuSiQue(Task):
             return _all_rows(_hub_file(variant, "train" if split == "train" else "dev"))
         if source.is_file():
             return jsonl_rows(source, split, key="id")
-        train = source / f"musique_{variant}_v1.0_train.jsonl"
-        if train.exists():
+        train = _with_paragraphs(source, variant, "train")
+        if train is not None:
             return _all_rows(train if split == "train" else _dev_file(source, variant))
         return jsonl_rows(_dev_file(source, variant), split, key="id")
 
@@ -198,16 +212,23 @@ def _all_rows(path: Path) -> list[tuple[str, dict]]:
     return [(f"{path}:{number}", row) for number, row in enumerate(read_jsonl(path), start=1)]
 
 
-def _dev_file(folder: Path, variant: str) -> Path:
-    """The official dev file, else the first dev*.jsonl whose rows carry paragraphs (the flow reads them)."""
-    official = folder / f"musique_{variant}_v1.0_dev.jsonl"
+def _with_paragraphs(folder: Path, variant: str, split: str) -> Path | None:
+    """The official file of a split, else the first <split>*.jsonl (a subset) whose rows carry paragraphs."""
+    official = folder / f"musique_{variant}_v1.0_{split}.jsonl"
     if official.exists():
         return official
-    for path in sorted(folder.glob(f"musique_{variant}_v1.0_dev*.jsonl")):
+    for path in sorted(folder.glob(f"musique_{variant}_v1.0_{split}*.jsonl")):
         with path.open(encoding="utf-8") as handle:
             if '"paragraphs"' in handle.readline():
                 return path
-    raise DataError(f"no musique_{variant}_v1.0_dev*.jsonl with paragraphs in {folder}")
+    return None
+
+
+def _dev_file(folder: Path, variant: str) -> Path:
+    path = _with_paragraphs(folder, variant, "dev")
+    if path is None:
+        raise DataError(f"no musique_{variant}_v1.0_dev*.jsonl with paragraphs in {folder}")
+    return path
 
 
 def _hub_file(variant: str, split: str) -> Path:
