@@ -19,6 +19,8 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import NamedTuple
 
+from debate_ft.number_words import digits_for_magnitudes, digits_for_words
+
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")  # Arabic-Indic, full-width, ... decimal digits
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*(?:(\{)|([^\s{}$\\]+))")
 _PHRASE = re.compile(
@@ -50,6 +52,13 @@ _CHOICE_STATED = re.compile(
     r"\s*(?:(?i:option|choice)\s*)?[(\[]?\s*(?:([A-Z])(?![A-Za-z0-9])|([a-z])\s*(?=[).\],:;]|$))"
 )
 _CHOICE_MENTION = re.compile(r"\(([A-Z])\)|^\s*([A-Z])(?:[).:]\s|\s*$)", re.MULTILINE)
+# multiple choice also states its answer as "Final: B", "final choice is (C)", "the correct option is D"; a bare
+# "Option A is wrong" is a mention, not a statement
+_CHOICE_PHRASE = re.compile(
+    _PHRASE.pattern + r"|(?<![a-z])(?:final(?:\s+(?:choice|option|selection))?|(?:correct|best|right)\s+"
+    r"(?:choice|option)|(?:my\s+)?(?:choice|option|selection))\s*(?:is\b\s*:?|:)"
+)
+_LEADING_CHOICE = re.compile(r"\s*[(\[]?([A-Z])(?:[)\].:](?=\s|$)|\s*$)")
 
 
 # ---- which statement counts ----
@@ -100,10 +109,10 @@ class Statement(NamedTuple):
     boxed: bool  # a box rather than an answer phrase
 
 
-def answer_statements(text: str) -> list[Statement]:
+def answer_statements(text: str, phrase: re.Pattern = _PHRASE) -> list[Statement]:
     """Every explicit answer statement (boxes and answer phrases), in the order written."""
     found = [(at, Statement(content, True)) for at, content in _boxes(text)]
-    for match in _PHRASE.finditer(text):
+    for match in phrase.finditer(text):
         span = text[match.end() : match.end() + _PHRASE_SPAN]
         found.append((match.start(), Statement(_SENTENCE_END.split(span, maxsplit=1)[0], False)))
     return [statement for _, statement in sorted(found, key=lambda pair: pair[0])]
@@ -112,10 +121,12 @@ def answer_statements(text: str) -> list[Statement]:
 Reader = Callable[[Statement], "str | None"]
 
 
-def final_answer(text: str, read: Reader, fallback: Callable[[str], str | None] | None = None) -> str | None:
+def final_answer(
+    text: str, read: Reader, fallback: Callable[[str], str | None] | None = None, phrase: re.Pattern = _PHRASE
+) -> str | None:
     """The project's one rule: the last statement `read` can read, else `fallback` on the whole text."""
     text = prepare(text)
-    for statement in reversed(answer_statements(text)):
+    for statement in reversed(answer_statements(text, phrase)):
         if (answer := read(statement)) is not None:
             return answer
     return fallback(text) if fallback else None
@@ -201,8 +212,10 @@ def _as_arithmetic(content: str) -> str:
 
 def read_number(content: str) -> str | None:
     """The number a box or an answer phrase gives: '\\frac{84}{2}' -> '42', '3/4' -> '0.75', '- 5' -> '-5',
-    '330,\\!000' -> '330000', 'x = 5' -> '5', '18 \\text{ dollars}' -> '18'; None if it holds none."""
-    content = _clean_numeric(content).rsplit("=", 1)[-1]  # '2 + 3 = 5', 'x = 5': the right-hand side
+    '330,\\!000' -> '330000', 'x = 5' -> '5', '18 \\text{ dollars}' -> '18', 'forty-two' -> '42', '1.2 million' ->
+    '1200000', '5k' -> '5000', '1.2e3' -> '1200'; None if it holds none."""
+    content = digits_for_magnitudes(digits_for_words(_clean_numeric(content)))
+    content = content.rsplit("=", 1)[-1]  # '2 + 3 = 5', 'x = 5': the right-hand side
     if _PLAIN_SPACE_GROUPS.fullmatch(content):
         content = content.replace(" ", "")
     arithmetic = _as_arithmetic(content).strip().rstrip(".")
@@ -219,8 +232,11 @@ def _number_of(match: re.Match) -> str:
 
 def last_number(text: str) -> str | None:
     """The last number written in the text (units may follow: '243km' -> '243'), canonical; None if none.
-    A last line that is one space-grouped number ('1 300') is read whole."""
-    text = _clean_numeric(text)
+    A last line that is one space-grouped number ('1 300') is read whole; scale words, suffixes and scientific
+    notation count ('3 million'), and number words too where the text has no digits ('She has twelve')."""
+    text = digits_for_magnitudes(_clean_numeric(text))
+    if not re.search(r"\d", text):
+        text = digits_for_words(text, lone_one=False)
     last_line = text.rstrip().rsplit("\n", 1)[-1]
     if _PLAIN_SPACE_GROUPS.fullmatch(last_line):
         return exact_number(last_line)
@@ -270,11 +286,22 @@ def last_choice_mention(text: str, letters: str = "ABCD") -> str | None:
     return mentions[-1] if mentions else None
 
 
+def leading_choice(text: str, letters: str = "ABCD") -> str | None:
+    """A reply that opens with its choice ('B', 'B.', '(B)', 'B) London' on the first line) and then explains,
+    naming other options on the way."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    match = _LEADING_CHOICE.match(first)
+    return match.group(1) if match and match.group(1) in letters else None
+
+
 def extract_choice(text: str, letters: str = "ABCD") -> str | None:
+    """By the statement rule (answer phrases, boxes, 'final choice: X'); with no statement, the choice the reply
+    opens with, else the last mention."""
     return final_answer(
         text,
         lambda statement: read_choice(statement.content, letters),
-        fallback=lambda whole: last_choice_mention(whole, letters),
+        fallback=lambda whole: leading_choice(whole, letters) or last_choice_mention(whole, letters),
+        phrase=_CHOICE_PHRASE,
     )
 
 

@@ -76,6 +76,27 @@ CASES = [
     ("They need 1,200 bricks.", "1200", "1200"),
     ("So, 4 boxes x 6 = 24", "24", "24"),
     ("Values 1,2,3", "3", "3"),
+    # numbers in words, scale words, magnitude suffixes, scientific notation (external graders' cases)
+    ("The answer is forty-two.", "42", "42"),
+    ("Answer: one hundred and five", "105", "105"),
+    ("#### twenty one", "21", "21"),
+    ("So she has twelve eggs left.", "12", "12"),  # no digits at all: the words are the number
+    ("The answer is a thousand", "1000", "1000"),
+    ("The answer is 3 million", "3000000", "3000000"),
+    ("The company earns $1.5 million a year. The answer is $1.5 million.", "1500000", "1500000"),
+    ("The answer is 2 dozen", "24", "24"),
+    ("So the total is 1,200 thousand", "1200000", "1200000"),
+    ("The answer is $5k.", "5000", "5000"),
+    ("\\boxed{2.5K}", "2500", "2500"),
+    ("The answer is 3bn", "3000000000", "3000000000"),
+    ("The answer is 1.2e3", "1200", "1200"),
+    ("The answer is 1.2 x 10^3 grams", "1200", "1200"),
+    ("\\boxed{4.5 \\times 10^{2}}", "450", "450"),
+    ("The answer is 2.5e-1", "0.25", "0.25"),
+    ("She ran 5 miles and 243km", "243", "243"),  # km: a unit, not a suffix
+    ("It takes 45min, so 2 * 3 = 6 m", "6", "6"),  # lower-case m is metres or minutes
+    ("I cannot solve this one.", "1", None),  # a lone 'one' in free text is no answer
+    ("Add one and two.", "3", "2"),  # two numbers, not 'one and two' = 3
     # non-ASCII digits
     ("The answer is ٤٢", "42", "42"),
     ("The answer is \uff11\uff12", "12", "12"),

@@ -60,6 +60,19 @@ CASES = [
     ("After checking each option:\nC. 42", "C"),
     ("Reasoning...\n\nD", "D"),
     ("Let me think.\nA: it is mitochondria", "A"),
+    # a reply that opens with its letter, then explains with other options (external graders' cases)
+    ("B\n\nExplanation: option A is wrong because ..., and (C) ignores friction.", "B"),
+    ("**B**\nA and (C) are both too small.", "B"),
+    ("(D)\nWhy not (A)? It ignores the tax.", "D"),
+    ("C. Mitochondria.\n(A) is the nucleus, (B) the ribosome.", "C"),
+    # a letter after 'final' or 'choice' words, plain, bold or in parentheses
+    ("Final choice: B. (A) and (C) are wrong because ...", "B"),
+    ("**Final choice: (C)**\nA is incorrect since (D) ...", "C"),
+    ("Final: A. Option (B) is tempting but ...", "A"),
+    ("The correct option is D. (A) fails at low speed.", "D"),
+    ("The best choice is (B); (C) overstates it.", "B"),
+    ("My choice: b", "B"),
+    ("Option A is wrong, so (C)", "C"),  # 'Option A is' mentions A; it states nothing
     # a later statement that names no option is passed over
     ("(B). I hope the answer is clear.", "B"),
     ("\\boxed{C}. The answer is a bit uncertain.", "C"),

@@ -55,7 +55,13 @@ def test_a_run_is_paired_with_its_untrained_evaluation_question_by_question(tmp_
     assert (progressive["n"], progressive["trained"]) == (2, 0.75)  # episodes 2 and 3, greedy only
 
 
-def test_a_run_without_an_untrained_evaluation_or_training_is_left_out(tmp_path):
-    write(tmp_path / "only_a" / "flow" / "test_trace_ep0.jsonl", [record(0, "x", [], None)])
-    write(tmp_path / "no_a" / "flow" / "test_trace_ep4.jsonl", [record(0, "x", [], None)])
-    assert comparisons([("only_a", tmp_path / "only_a"), ("no_a", tmp_path / "no_a")]) == []
+def test_a_run_without_its_own_untrained_evaluation_pairs_with_another_runs(tmp_path):
+    two = [record(0, "x", [], None), record(1, "y", [], None)]
+    write(tmp_path / "no_a" / "flow" / "test_trace_ep4.jsonl", two)
+    assert comparisons([("no_a", tmp_path / "no_a")]) == []  # no A anywhere
+    write(tmp_path / "only_a" / "flow" / "test_trace_ep0.jsonl", [record(0, "Ada 0", [0, 1], 1.0), *two[1:]])
+    write(tmp_path / "no_a" / "flow" / "train_trace.jsonl", [{"episode": 0, "kind": "greedy", "reward": 0.0}])
+    rows = comparisons([("only_a", tmp_path / "only_a"), ("no_a", tmp_path / "no_a")])
+    assert {row["run"] for row in rows} == {"no_a"}  # only_a trained nothing
+    f1 = next(row for row in rows if row["measure"] == "answer_f1")
+    assert (f1["n"], f1["A"], f1["trained"]) == (2, 0.5, 0.0)

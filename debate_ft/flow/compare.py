@@ -1,9 +1,10 @@
 """Each flow run against arm A, the untrained flow, on the same test questions; read from the test traces.
 
 A run's `test_trace_ep0.jsonl` is its `eval_before` evaluation: fresh LoRA adapters start as the base model and
-episodes are greedy, so it is arm A, the same in every run, and each trained run's last evaluation pairs with it
-question by question (differences with a paired bootstrap 95% interval). Progressive validation over the
-second half of the training stream comes from the greedy episodes in train_trace.jsonl.
+episodes are greedy, so it is arm A, the same in every run on the same test questions, and each trained run's
+last evaluation pairs with it (or, without one, with the first run's) question by question (differences with a
+paired bootstrap 95% interval). Progressive validation over the second half of the training stream comes from
+the greedy episodes in train_trace.jsonl.
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ def scored(path: Path) -> dict[str, dict]:
 
 
 def comparisons(runs: list[tuple[str, Path]], seed: int = 0) -> list[dict]:
-    """Per run and measure: A's mean, the run's mean after its training, and the paired difference with its CI."""
-    rows = []
+    """Per run and measure: A's mean, the run's mean after its training, and the paired difference with its CI.
+    A run evaluated without `eval_before` pairs with the first run's A (the same episodes, by construction)."""
+    rows, found = [], {label: traces(folder) for label, folder in runs}
+    shared = next((scored(paths[0]) for paths in found.values() if 0 in paths), None)
     for label, folder in runs:
-        found = traces(folder)
-        if 0 not in found or len(found) < 2:
+        episodes = max(found[label], default=0)
+        if episodes == 0 or (0 not in found[label] and shared is None):
             continue
-        episodes = max(found)
-        before, after = scored(found[0]), scored(found[episodes])
+        before = scored(found[label][0]) if 0 in found[label] else shared
+        after = scored(found[label][episodes])
         for measure in MEASURES:
             ids = [i for i in before if i in after and None not in (before[i][measure], after[i][measure])]
             if len(ids) < 2:
