@@ -3,7 +3,9 @@
 Every transcript of the run (iter<k>/test_NxM.jsonl, iter<k>/train_NxM.jsonl) with each question's turns side by
 side, agents across and rounds down: each agent's response and parsed answer, right or wrong, the vote, the gold
 answer and correctness. Filters: wrong (the vote is wrong), disagreeing (not every last-round answer is the vote),
-corrected by debate (round 1's majority was wrong, the final vote is right); a switch between transcripts
+corrected by debate (round 1's majority was wrong, the final vote is right), and conformity's (conformity.py: a
+critic flipped right -> wrong or wrong -> right, adopted another agent's answer, or some agent was right in the
+last round while the vote was wrong); a switch between transcripts
 (iterations and splits). The page holds its CSS and JavaScript inline: no server, no CDN. Its URL fragment
 (#transcript=iter1/test_3x2&filter=wrong) picks the view, so a view can be linked.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import jinja2
 
+from debate_ft import conformity
 from debate_ft.config import saved_config
 from debate_ft.errors import DebateFTError
 from debate_ft.runs import write_text
@@ -22,6 +25,15 @@ from debate_ft.tasks import Task, get_task
 from debate_ft.transcript import Record, final_round, read, round_vote
 
 HTML_FILE = "transcripts.html"
+# the page's filters besides "wrong vote": a question flag each, with its label
+FILTERS = {
+    "disagree": "disagreeing agents",
+    "corrected": "corrected by debate",
+    "right_to_wrong": "a critic went right -> wrong",
+    "wrong_to_right": "a critic went wrong -> right",
+    "adopted": "a critic adopted another's answer",
+    "oracle_missed": "some agent right, vote wrong",
+}
 _TRANSCRIPT = re.compile(r"(train|test)_\d+x\d+(_summary)?\.jsonl")
 
 
@@ -47,6 +59,7 @@ def question_view(task: Task, record: Record) -> dict:
         "disagree": record.consensus < 1,
         "corrected": rounds > 1 and not first_right and record.correct,
         "spoiled": rounds > 1 and first_right and not record.correct,
+        **conformity.flags(record, task.is_correct, task.equivalent),
     }
 
 
@@ -58,7 +71,7 @@ def transcript_view(task: Task, run_dir: Path, path: Path) -> dict:
         "questions": questions,
         "agents": max((len(q["grid"][0]) for q in questions), default=0),
         "right": sum(q["correct"] for q in questions),
-        "counts": {flag: sum(q[flag] for q in questions) for flag in ("disagree", "corrected", "spoiled")},
+        "counts": {flag: sum(q[flag] for q in questions) for flag in (*FILTERS, "spoiled")},
     }
 
 
@@ -66,7 +79,7 @@ def render(run: str, transcripts: list[dict]) -> str:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("debate_ft", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    return environment.get_template("transcripts.html.j2").render(run=run, transcripts=transcripts)
+    return environment.get_template("transcripts.html.j2").render(run=run, transcripts=transcripts, filters=FILTERS)
 
 
 def write_browser(run_dir: Path) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from debate_ft import conformity
 from debate_ft.backends import Backend
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
@@ -12,7 +13,16 @@ from debate_ft.methods import SCORINGS
 from debate_ft.metrics import outcomes, summarize
 from debate_ft.runs import check_data, upsert_rows
 from debate_ft.seeds import derive_seed
-from debate_ft.tables import EVALUATE_COLUMNS, METRIC_KEY, METRICS_FILE, OUTCOME_KEY, OUTCOMES_FILE, print_table
+from debate_ft.tables import (
+    CONFORMITY_FILE,
+    CONFORMITY_KEY,
+    EVALUATE_COLUMNS,
+    METRIC_KEY,
+    METRICS_FILE,
+    OUTCOME_KEY,
+    OUTCOMES_FILE,
+    print_table,
+)
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record
 
@@ -62,8 +72,8 @@ def evaluate(
 def record_scores(
     config: Config, task: Task, records: list[Record], run_dir: Path, iteration: int, method: str, **extra
 ) -> list[dict]:
-    """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`), and its
-    per-question outcomes in outcomes.csv."""
+    """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`), its
+    per-question outcomes in outcomes.csv, and its critics' moves per round in conformity.csv."""
     agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
     # a transfer run (eval_dataset) tests on another dataset than it trained on; the tags go on every row
     tags = {"trained_on": config.dataset.name} if task.name != config.dataset.name else {}
@@ -85,6 +95,10 @@ def record_scores(
                 **extra,
             }
         )
+    moves = conformity.rows(records, task.is_correct, task.equivalent)
+    if moves:  # a debate of two rounds or more
+        moves = [{"iteration": iteration, "split": "test", **row, **tags} for row in moves]
+        upsert_rows(run_dir / CONFORMITY_FILE, moves, CONFORMITY_KEY)
     upsert_rows(run_dir / OUTCOMES_FILE, per_question, OUTCOME_KEY)
     upsert_rows(run_dir / METRICS_FILE, rows, METRIC_KEY)
     return rows

@@ -24,6 +24,8 @@ from debate_ft.runs import check_links, is_leftover, load_saved_config, read_csv
 from debate_ft.tables import (
     COMPUTE_COLUMNS,
     COMPUTE_FILE,
+    CONFORMITY_COLUMNS,
+    CONFORMITY_FILE,
     DIVERSITY_FILE,
     FLOW_COLUMNS,
     FLOW_PAIRED_COLUMNS,
@@ -200,6 +202,10 @@ def main(argv: list[str]) -> int:
         print_table(
             society.to_dict("records"), present(SOCIETY_COLUMNS, society.columns), "debate accuracy and diversity"
         )
+    moves = collect(args.run_dirs, CONFORMITY_FILE, required=False)
+    if not moves.empty:
+        title = "conformity: critics' moves per round (rates among turns right / wrong the round before)"
+        print_table(moves.to_dict("records"), present(CONFORMITY_COLUMNS, moves.columns), title)
     for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
         if page := write_browser(run_dir):
             console().print(f"wrote {page}")

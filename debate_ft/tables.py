@@ -27,6 +27,9 @@ DIVERSITY_FILE = "diversity.csv"
 DIVERSITY_KEY = ["iteration", "ft_method", "split"]
 KL_FILE = "kl.csv"
 NLL_FILE = "nll_matrix.csv"
+# conformity.csv: one row per (iteration, split, round >= 2): critics' flips and adoptions, the oracle gap
+CONFORMITY_FILE = "conformity.csv"
+CONFORMITY_KEY = ["iteration", "split", "round"]
 # compute.csv: one row per (iteration, stage, split, agent) with what it cost
 COMPUTE_FILE = "compute.csv"
 COMPUTE_KEY = ["iteration", "stage", "split", "agent"]
@@ -37,6 +40,7 @@ REQUIRED_COLUMNS = {
     METRICS_FILE: [("iteration", "method", "n", "accuracy", "stderr"), ("split", "stage", "episodes")],
     DIVERSITY_FILE: [("iteration", "ft_method")],
     OUTCOMES_FILE: [("iteration", "method", "question_id", "correct")],
+    CONFORMITY_FILE: [("iteration", "round", "right_to_wrong", "wrong_to_right")],
 }
 
 # Printed tables: which columns, in which order. `accuracy ± se` is made from accuracy and stderr.
@@ -49,6 +53,10 @@ SOCIETY_COLUMNS = [
     "kl_token", "kl_response", "nll_self", "nll_cross", "nll_pair_gap", "n_scored",
 ]  # fmt: skip
 COMPUTE_COLUMNS = ["run", "iteration", "stage", "split", *COMPUTE_COUNTS, "tokens_per_s"]
+CONFORMITY_COLUMNS = [
+    "run", "ft_method", "iteration", "round", "critic_turns", "right_to_wrong", "right_to_wrong_rate",
+    "wrong_to_right", "wrong_to_right_rate", "adopted_share", "oracle_acc", "vote_acc", "oracle_gap ± se",
+]  # fmt: skip
 PLUS_MINUS = " ± se"
 FLOW_COLUMNS = [
     "run", "split", "stage", "episodes", "n", "answer_em ± se", "answer_f1 ± se", "support_f1 ± se",
