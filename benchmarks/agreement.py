@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from debate_ft.config import saved_config
 from debate_ft.metrics import outcomes, summarize
+from debate_ft.run_config import saved_config
 from debate_ft.stats import compare
 from debate_ft.tasks import get_task
 from debate_ft.transcript import read

@@ -18,8 +18,8 @@ from pathlib import Path
 import jinja2
 
 from debate_ft import conformity
-from debate_ft.config import saved_config
 from debate_ft.errors import DebateFTError
+from debate_ft.run_config import saved_config
 from debate_ft.runs import write_text
 from debate_ft.tasks import Task, get_task
 from debate_ft.transcript import Record, final_round, read, round_vote

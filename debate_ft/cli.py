@@ -72,7 +72,8 @@ def _hydra_run(command: str, argv: list[str]) -> None:
 
     from debate_ft.commands import check_settings
     from debate_ft.config import load, to_dict
-    from debate_ft.runs import prepare_run_dir, run_lock
+    from debate_ft.run_config import prepare_run_dir
+    from debate_ft.runs import run_lock
 
     def task(cfg) -> None:
         _State.in_task = True

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from debate_ft.backends import make_backend
+from debate_ft.backends.engines import make_backend
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
-from debate_ft.debate import Society
 from debate_ft.errors import ConfigError
 from debate_ft.evaluate import evaluate as evaluate_test
 from debate_ft.evaluate import print_rows, run_debate
-from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, SCORINGS
+from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, SCORINGS, Society
 from debate_ft.metrics import score
 from debate_ft.tables import console
 from debate_ft.tasks import get_task

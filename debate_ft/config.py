@@ -513,26 +513,3 @@ def load(cfg: DictConfig) -> Config:
 def to_dict(config) -> dict:
     """Plain nested dict of a config dataclass (for saving and fingerprinting)."""
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
-
-
-def schema_defaults() -> dict:
-    """Every setting at its schema default, as a plain nested dict (the dataset sections' too, unvalidated)."""
-    dataset = OmegaConf.to_container(OmegaConf.structured(DatasetConfig), resolve=True)
-    return {
-        **OmegaConf.to_container(OmegaConf.structured(Config), resolve=True),
-        "dataset": dataset,
-        "eval_dataset": dataset,
-    }
-
-
-def saved_config(run_dir) -> Config:
-    """A run directory's config.yaml as typed dataclasses, in today's keys (runs.load_saved_config); keys added
-    since it was saved take their defaults."""
-    from pathlib import Path
-
-    from debate_ft.runs import load_saved_config  # pandas: only the commands that read a run need it
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), load_saved_config(path)))

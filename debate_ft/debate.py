@@ -11,7 +11,7 @@ appended to the transcript when it finishes, so a re-run skips finished chunks a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -20,30 +20,11 @@ from debate_ft import prompts
 from debate_ft.backends import Backend, Request
 from debate_ft.config import GenerationConfig
 from debate_ft.errors import DataError
+from debate_ft.methods import Society
 from debate_ft.runs import append_records
 from debate_ft.seeds import derive_seed
 from debate_ft.tasks import Question, Task
 from debate_ft.transcript import Record, Turn, agent_name, conversation, read, round_vote
-
-
-@dataclass(frozen=True)
-class Society:
-    """Who speaks: each agent's adapter as a generator (round 1) and as a critic (rounds 2..M)."""
-
-    generators: tuple[str | None, ...]
-    critics: tuple[str | None, ...]
-    agent_ids: bool = False  # agent-ID ablation: a system message tells the one model which agent it is
-
-    @classmethod
-    def base(cls, agents: int) -> Society:
-        return cls((None,) * agents, (None,) * agents)
-
-    @property
-    def size(self) -> int:
-        return len(self.generators)
-
-    def adapter(self, role: str, agent: int) -> str | None:
-        return (self.generators if role == "generator" else self.critics)[agent]
 
 
 def make_record(task: Task, question: Question, turns: Sequence[Turn]) -> Record:

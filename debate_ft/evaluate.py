@@ -8,8 +8,8 @@ from debate_ft import conformity
 from debate_ft.backends import Backend
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
-from debate_ft.debate import Debate, Society
-from debate_ft.methods import SCORINGS
+from debate_ft.debate import Debate
+from debate_ft.methods import SCORINGS, Society
 from debate_ft.metrics import outcomes, summarize
 from debate_ft.runs import check_data, upsert_rows
 from debate_ft.seeds import derive_seed

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import datasets
 
-from debate_ft.backends import make_backend
+from debate_ft.backends.engines import make_backend
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
-from debate_ft.debate import Society
 from debate_ft.diversity import Diversity
 from debate_ft.evaluate import evaluate, print_rows, run_debate
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
-from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning
+from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning, Society
 from debate_ft.models import HostedModel, host
 from debate_ft.runs import atomic_path
 from debate_ft.seeds import derive_seed

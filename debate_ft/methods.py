@@ -7,19 +7,15 @@
   learns from which examples).
 
 The schema's validation, the commands, the results table and the plots take names and shapes from here, and
-iterate, sft_data and serve ask an entry instead of branching on names. This module imports nothing heavy:
-config.py validates against it, and the tasks import config.
+iterate, sft_data and serve ask an entry instead of branching on names. It imports nothing of the package: the
+schema (config.py) validates against it, and a society (who speaks with which adapter) is a value it makes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from debate_ft.debate import Society
-    from debate_ft.label import AgentSets
+from typing import Protocol
 
 SHARED = "shared"  # the adapter of the one-adapter methods; per-agent ones are gen<i> and crit<i>
 
@@ -30,6 +26,33 @@ def generator(agent: int) -> str:
 
 def critic(agent: int) -> str:
     return f"crit{agent}"
+
+
+@dataclass(frozen=True)
+class Society:
+    """Who speaks: each agent's adapter as a generator (round 1) and as a critic (rounds 2..M)."""
+
+    generators: tuple[str | None, ...]
+    critics: tuple[str | None, ...]
+    agent_ids: bool = False  # agent-ID ablation: a system message tells the one model which agent it is
+
+    @classmethod
+    def base(cls, agents: int) -> Society:
+        return cls((None,) * agents, (None,) * agents)
+
+    @property
+    def size(self) -> int:
+        return len(self.generators)
+
+    def adapter(self, role: str, agent: int) -> str | None:
+        return (self.generators if role == "generator" else self.critics)[agent]
+
+
+class AgentSets(Protocol):
+    """What a training plan reads of an agent's labelled data (label.AgentSets)."""
+
+    generator: list[dict]
+    critic: list[dict]
 
 
 @dataclass(frozen=True)
@@ -88,8 +111,6 @@ class FineTuning:
 
     def society(self, agents: int, trained: Collection[str]) -> Society:
         """Who speaks once the adapters named in `trained` exist; an agent without its adapter is the base model."""
-        from debate_ft.debate import Society  # debate imports config, which imports this module
-
         served = lambda name: name if name in trained else None  # noqa: E731
         if self.plan != OWN:
             return Society((served(SHARED),) * agents, (served(SHARED),) * agents, self.agent_ids)

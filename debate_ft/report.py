@@ -20,7 +20,8 @@ from debate_ft import plots, results
 from debate_ft.browser import write_browser
 from debate_ft.errors import DataError
 from debate_ft.flow.compare import comparisons
-from debate_ft.runs import check_links, is_leftover, load_saved_config, read_csv
+from debate_ft.run_config import load_saved_config
+from debate_ft.runs import check_links, is_leftover, read_csv
 from debate_ft.tables import (
     COMPUTE_COLUMNS,
     COMPUTE_FILE,

@@ -98,7 +98,7 @@ def diversity_run(tiny_model_dir, tmp_path_factory) -> Path:
     metrics, shared by the report and notebook tests."""
     from debate_ft.config import to_dict
     from debate_ft.iterate import iterate
-    from debate_ft.runs import prepare_run_dir
+    from debate_ft.run_config import prepare_run_dir
 
     config = compose_config(*tiny_run(tiny_model_dir, "iterations=1"))
     run_dir = tmp_path_factory.mktemp("runs") / "multiagent"

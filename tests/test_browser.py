@@ -12,7 +12,8 @@ from hand_records import record, turn
 
 from debate_ft import report
 from debate_ft.browser import HTML_FILE, question_view, write_browser
-from debate_ft.config import DatasetConfig, saved_config
+from debate_ft.config import DatasetConfig
+from debate_ft.run_config import saved_config
 from debate_ft.tasks import get_task
 from debate_ft.transcript import read
 

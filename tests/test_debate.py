@@ -4,7 +4,8 @@ import pytest
 
 from debate_ft.backends import Completion
 from debate_ft.config import DatasetConfig, GenerationConfig
-from debate_ft.debate import Debate, Society
+from debate_ft.debate import Debate
+from debate_ft.methods import Society
 from debate_ft.runs import read_records
 from debate_ft.tasks import get_task
 from debate_ft.transcript import conversation

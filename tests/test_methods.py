@@ -8,7 +8,7 @@ from conftest import compose_config
 from snapshots import snapshot
 
 from debate_ft import cli
-from debate_ft.config import saved_config, to_dict
+from debate_ft.config import to_dict
 from debate_ft.errors import ConfigError
 from debate_ft.label import AgentSets
 from debate_ft.methods import (
@@ -19,7 +19,7 @@ from debate_ft.methods import (
     SHARED,
     split_legacy_method,
 )
-from debate_ft.runs import prepare_run_dir
+from debate_ft.run_config import prepare_run_dir, saved_config
 
 SETS = [
     AgentSets([{"ex": "g0a"}, {"ex": "g0b"}], [{"ex": "c0"}], {}),

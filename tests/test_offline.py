@@ -3,7 +3,8 @@ and `gpu` tests are the same paths for real; they are deselected by default (pyt
 
 import pytest
 
-from debate_ft.backends import Request, make_backend
+from debate_ft.backends import Request
+from debate_ft.backends.engines import make_backend
 from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import DataError, ModelError
 from debate_ft.models import load_tokenizer

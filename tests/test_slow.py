@@ -4,10 +4,11 @@ import pandas as pd
 import pytest
 from conftest import compose_config
 
-from debate_ft.backends import make_backend
+from debate_ft.backends.engines import make_backend
 from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig, ModelConfig
-from debate_ft.debate import Debate, Society
+from debate_ft.debate import Debate
 from debate_ft.iterate import iterate
+from debate_ft.methods import Society
 from debate_ft.metrics import score
 from debate_ft.tasks import get_task
 

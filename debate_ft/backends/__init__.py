@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.config import GenerationConfig
 from debate_ft.errors import ModelError
 
 if TYPE_CHECKING:
@@ -90,21 +90,3 @@ def first_token_logprobs(backend: Backend, requests: Sequence[Request], choices:
     rows = backend.logprobs([r for r in requests for _ in choices], list(choices) * len(requests))
     k = len(choices)
     return [[row[0] for row in rows[i * k : (i + 1) * k]] for i in range(len(requests))]
-
-
-def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:
-    if backend.name == "fake":
-        from debate_ft.backends.fake import FakeBackend, load_script
-
-        return FakeBackend(load_script(backend.script))
-    if backend.name == "openai":
-        from debate_ft.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(model, backend)
-    if backend.name == "vllm":
-        from debate_ft.backends.vllm import VLLMBackend
-
-        return VLLMBackend(model, backend)
-    from debate_ft.backends.hf import HFBackend
-
-    return HFBackend.from_config(model, backend)

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from debate_ft.backends import Backend, make_backend
+from debate_ft.backends import Backend
+from debate_ft.backends.engines import make_backend
 from debate_ft.config import Config
 from debate_ft.errors import ConfigError
 from debate_ft.flow.graph import Episode, Flow, active_nodes

@@ -15,10 +15,11 @@ from pathlib import Path
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
-from debate_ft.config import LORA_RANKS, Config, GenerationConfig, saved_config
-from debate_ft.debate import Debate, Society
+from debate_ft.config import LORA_RANKS, Config, GenerationConfig
+from debate_ft.debate import Debate
 from debate_ft.errors import ConfigError
-from debate_ft.methods import FINE_TUNINGS
+from debate_ft.methods import FINE_TUNINGS, Society
+from debate_ft.run_config import saved_config
 from debate_ft.tasks import Question, Task, get_task
 from debate_ft.transcript import Record
 
