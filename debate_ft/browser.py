@@ -12,13 +12,13 @@ last round while the vote was wrong); a switch between transcripts
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import jinja2
 
 from debate_ft import conformity
 from debate_ft.errors import DebateFTError
+from debate_ft.layout import RunDir
 from debate_ft.run_config import saved_config
 from debate_ft.runs import write_text
 from debate_ft.tasks import Task, get_task
@@ -34,13 +34,6 @@ FILTERS = {
     "adopted": "a critic adopted another's answer",
     "oracle_missed": "some agent right, vote wrong",
 }
-_TRANSCRIPT = re.compile(r"(train|test)_\d+x\d+(_summary)?\.jsonl")
-
-
-def transcript_files(run_dir: Path) -> list[Path]:
-    """The run's debate transcripts, by iteration, test before train."""
-    files = [p for p in run_dir.glob("iter*/*.jsonl") if _TRANSCRIPT.fullmatch(p.name) and p.parent.name[4:].isdigit()]
-    return sorted(files, key=lambda p: (int(p.parent.name[4:]), not p.name.startswith("test"), p.name))
 
 
 def question_view(task: Task, record: Record) -> dict:
@@ -66,8 +59,8 @@ def question_view(task: Task, record: Record) -> dict:
 def transcript_view(task: Task, run_dir: Path, path: Path) -> dict:
     questions = [question_view(task, record) for record in read(path)]
     return {
-        "key": f"{path.parent.name}/{path.stem}",
-        "label": f"iteration {path.parent.name[4:]}, {path.stem.replace('_', ' ')}",
+        "key": path.relative_to(run_dir).with_suffix("").as_posix(),
+        "label": f"iteration {RunDir(run_dir).iteration_of(path)}, {path.stem.replace('_', ' ')}",
         "questions": questions,
         "agents": max((len(q["grid"][0]) for q in questions), default=0),
         "right": sum(q["correct"] for q in questions),
@@ -84,7 +77,7 @@ def render(run: str, transcripts: list[dict]) -> str:
 
 def write_browser(run_dir: Path) -> Path | None:
     """Write run_dir/transcripts.html; None when the run holds no debate transcripts (a flow run)."""
-    files = transcript_files(run_dir)
+    files = RunDir(run_dir).transcripts()
     if not files:
         return None
     try:

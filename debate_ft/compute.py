@@ -20,15 +20,16 @@ import pandas as pd
 
 from debate_ft.backends import Backend, Completion, Message, Request, Trainable
 from debate_ft.config import GenerationConfig
+from debate_ft.layout import RunDir
 from debate_ft.runs import atomic_path, read_csv
-from debate_ft.tables import COMPUTE_COUNTS, COMPUTE_FILE, COMPUTE_KEY
+from debate_ft.tables import COMPUTE_COUNTS, COMPUTE_KEY
 
 
 class Ledger:
     """Tallies of the stage open now, written to compute.csv when the stage closes."""
 
     def __init__(self, run_dir: Path):
-        self.path = run_dir / COMPUTE_FILE
+        self.path = RunDir(run_dir).compute
         self._open: tuple | None = None
         self._tally: dict[str, dict[str, int]] = {}
         self._calls = 0

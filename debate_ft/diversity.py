@@ -24,9 +24,10 @@ import pandas as pd
 from debate_ft.backends import Backend, LogprobsUnsupported, Message, Request
 from debate_ft.config import DiversityConfig
 from debate_ft.errors import ModelError
+from debate_ft.layout import RunDir
 from debate_ft.metrics import score
 from debate_ft.runs import read_csv, upsert_rows, write_text
-from debate_ft.tables import DIVERSITY_FILE, DIVERSITY_KEY, KL_FILE, NLL_FILE, console
+from debate_ft.tables import DIVERSITY_KEY, console
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record, conversation, last_round
 
@@ -231,12 +232,12 @@ class Diversity:
 
     def __init__(self, config: DiversityConfig, task: Task, backend: Backend, run_dir: Path, ft_method: str):
         self.config, self.task, self.backend = config, task, backend
-        self.run_dir, self.ft_method = run_dir, ft_method
+        self.layout, self.ft_method = RunDir(run_dir), ft_method
         self._embed: Embed | None = None
 
     def done(self, iteration: int) -> bool:
-        path = self.run_dir / DIVERSITY_FILE
-        if not path.exists() or not (self.run_dir / f"iter{iteration}" / NLL_FILE).exists():
+        path = self.layout.diversity
+        if not path.exists() or not self.layout.nll(iteration).exists():
             return False
         table = read_csv(path)
         mine = (table["iteration"] == iteration) & (table["ft_method"] == self.ft_method)
@@ -249,11 +250,10 @@ class Diversity:
         if self._embed is None:
             self._embed = load_embedder(self.config.embedding_model)
         row, kl, matrix = measure(records, self.task, self.backend, self._embed, self.config.questions)
-        folder = self.run_dir / f"iter{iteration}"
-        write_text(folder / KL_FILE, kl.to_csv(index=False))
-        write_text(folder / NLL_FILE, matrix_frame(matrix).to_csv())
+        write_text(self.layout.kl(iteration), kl.to_csv(index=False))
+        write_text(self.layout.nll(iteration), matrix_frame(matrix).to_csv())
         row = {"iteration": iteration, "split": "test", "ft_method": self.ft_method, **row}
-        upsert_rows(self.run_dir / DIVERSITY_FILE, [row], DIVERSITY_KEY)  # last: the step's done-marker
+        upsert_rows(self.layout.diversity, [row], DIVERSITY_KEY)  # last: the step's done-marker
         console().print(
             f"iteration {iteration} diversity: dissimilarity {row['dissimilarity']:.3f}, consensus "
             f"{row['consensus']:.3f}, KL/token {row['kl_token']:.4f}, NLL self {row['nll_self']:.3f} "

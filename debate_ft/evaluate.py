@@ -9,27 +9,20 @@ from debate_ft.backends import Backend
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import Debate
+from debate_ft.layout import RunDir
 from debate_ft.methods import SCORINGS, Society
 from debate_ft.metrics import outcomes, summarize
 from debate_ft.runs import check_data, upsert_rows
 from debate_ft.seeds import derive_seed
 from debate_ft.tables import (
-    CONFORMITY_FILE,
     CONFORMITY_KEY,
     EVALUATE_COLUMNS,
     METRIC_KEY,
-    METRICS_FILE,
     OUTCOME_KEY,
-    OUTCOMES_FILE,
     print_table,
 )
 from debate_ft.tasks import Task
 from debate_ft.transcript import Record
-
-
-def transcript_path(run_dir: Path, iteration: int, split: str, agents: int, rounds: int, summarize: bool) -> Path:
-    suffix = "_summary" if summarize and rounds > 1 and agents > 1 else ""
-    return run_dir / f"iter{iteration}" / f"{split}_{agents}x{rounds}{suffix}.jsonl"
 
 
 def run_debate(
@@ -44,7 +37,7 @@ def run_debate(
 ) -> list[Record]:
     agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
     society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
-    path = transcript_path(run_dir, iteration, split, agents, rounds, config.debate.summarize)
+    path = RunDir(run_dir).transcript(iteration, split, agents, rounds, config.debate.summarize)
     debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation, config.debate.prompt)
     questions = task.load(split)
     check_data(run_dir, f"{task.name} {split}", questions)
@@ -98,9 +91,9 @@ def record_scores(
     moves = conformity.rows(records, task.is_correct, task.equivalent)
     if moves:  # a debate of two rounds or more
         moves = [{"iteration": iteration, "split": "test", **row, **tags} for row in moves]
-        upsert_rows(run_dir / CONFORMITY_FILE, moves, CONFORMITY_KEY)
-    upsert_rows(run_dir / OUTCOMES_FILE, per_question, OUTCOME_KEY)
-    upsert_rows(run_dir / METRICS_FILE, rows, METRIC_KEY)
+        upsert_rows(RunDir(run_dir).conformity, moves, CONFORMITY_KEY)
+    upsert_rows(RunDir(run_dir).outcomes, per_question, OUTCOME_KEY)
+    upsert_rows(RunDir(run_dir).metrics, rows, METRIC_KEY)
     return rows
 
 

@@ -32,6 +32,7 @@ from debate_ft.config import Config
 from debate_ft.diversity import Diversity
 from debate_ft.evaluate import evaluate, print_rows, run_debate
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
+from debate_ft.layout import RunDir
 from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning, Society
 from debate_ft.models import HostedModel, host
 from debate_ft.runs import atomic_path
@@ -57,6 +58,7 @@ class Iterations:
     def __init__(self, config: Config, run_dir: Path, method: FineTuning):
         datasets.disable_progress_bars()  # per-dataset save/map bars would drown the stage progress bars
         self.config, self.run_dir, self.method = config, run_dir, method
+        self.layout = RunDir(run_dir)
         self.task = get_task(config.dataset)  # the society debates and learns on this one
         self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
         self.ledger = Ledger(run_dir)
@@ -82,8 +84,7 @@ class Iterations:
     def run(self) -> None:
         rows = self.test(0)
         for k in range(1, self.config.iterations + 1):
-            folder = self.run_dir / f"iter{k}"
-            plan, sizes = load_sets(folder / "data") or self.collect(k)
+            plan, sizes = load_sets(self.layout.data(k)) or self.collect(k)
             self.train(k, plan)
             rows += self.test(k, **summary(plan, sizes))
         print_rows(rows, f"{self.test_task.name} test, {self.method.name}, {self.config.model.name} ({self.run_dir})")
@@ -109,7 +110,7 @@ class Iterations:
             )
         sets = self.rationales(k, records) if labels is GOLD_RATIONALES else self.majority(k, records)
         plan, sizes = self.method.adapters(sets), [{"agent": i, **s.sizes} for i, s in enumerate(sets)]
-        save_sets(self.run_dir / f"iter{k}" / "data", plan, sizes)
+        save_sets(self.layout.data(k), plan, sizes)
         show_sizes(k, sizes, plan)
         return plan, sizes
 
@@ -141,7 +142,7 @@ class Iterations:
         the rest keep theirs."""
         config, jobs = self.config, []
         for name, examples in plan.items():
-            out = self.run_dir / f"iter{k}" / "adapters" / name
+            out = self.layout.adapters(k) / name
             if not examples:
                 log.info(
                     "iteration %d: %s has no examples and keeps %s", k, name, self.adapters.get(name, "the base model")
@@ -164,7 +165,7 @@ class Iterations:
     def train_jobs(self, k: int, jobs: list[Job]) -> None:
         config = self.config
         if config.train.loop == "joint":
-            self.train_jointly(self.run_dir / f"iter{k}" / "adapters", jobs)
+            self.train_jointly(self.layout.adapters(k), jobs)
         else:
             for job in jobs:
                 train_adapter(self.trainer, job.examples, job.out_dir, config.train, job.seed, job.init_from,

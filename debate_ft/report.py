@@ -20,6 +20,7 @@ from debate_ft import plots, results
 from debate_ft.browser import write_browser
 from debate_ft.errors import DataError
 from debate_ft.flow.compare import comparisons
+from debate_ft.layout import RunDir
 from debate_ft.run_config import load_saved_config
 from debate_ft.runs import check_links, is_leftover, read_csv
 from debate_ft.tables import (
@@ -107,8 +108,8 @@ def per_iteration(run_dirs: list[Path], name: str) -> list[tuple[str, str, int, 
     diversity.csv lists."""
     found = []
     for run, folder in run_folders(run_dirs, DIVERSITY_FILE):
-        for row in read_csv(folder / DIVERSITY_FILE).itertuples():
-            path = folder / f"iter{row.iteration}" / name
+        for row in read_csv(RunDir(folder).diversity).itertuples():
+            path = RunDir(folder).iteration(row.iteration) / name
             if path.exists():
                 table = read_csv(path, index_col=0 if name == NLL_FILE else None)  # the matrix's scorer index
                 found.append((run, row.ft_method, int(row.iteration), table))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from debate_ft.backends import Completion, LogprobsUnsupported, Message, Request, first_token_logprobs
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
+from debate_ft.layout import adapter_iteration
 from debate_ft.models import load_tokenizer, prompt_ids, reply_ids, with_system
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,7 @@ def served_name(name: str, path: str | Path) -> str:
     iter<k>/adapters/<name> (iterations retrain the same names, and a server cannot say which folder a bare name
     holds), else the adapter's own name."""
     path = Path(path)
-    if path.parent.name == "adapters" and re.fullmatch(r"iter\d+", path.parent.parent.name):
-        return f"{path.parent.parent.name}/{name}"
-    return name
+    return name if adapter_iteration(path) is None else f"{path.parent.parent.name}/{name}"
 
 
 class OpenAIBackend:

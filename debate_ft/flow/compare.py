@@ -9,15 +9,14 @@ the greedy episodes in train_trace.jsonl.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from debate_ft.layout import RunDir
 from debate_ft.runs import read_records
 from debate_ft.seeds import derive_seed
 from debate_ft.stats import mean_stderr, paired_bootstrap
 from debate_ft.tasks.musique import answer_em, answer_f1, support_f1
 
-TRACE = re.compile(r"test_trace_ep(\d+)\.jsonl$")
 MEASURES = ("answer_f1", "answer_em", "support_f1", "support_rr")
 
 
@@ -31,12 +30,6 @@ def question_scores(record: dict) -> dict[str, float | None]:
     }
 
 
-def traces(folder: Path) -> dict[int, Path]:
-    """A flow run's test traces by training episodes."""
-    found = (TRACE.search(path.name) for path in (folder / "flow").glob("test_trace_ep*.jsonl"))
-    return {int(match.group(1)): folder / "flow" / match.group(0) for match in found if match}
-
-
 def scored(path: Path) -> dict[str, dict]:
     return {r["id"]: question_scores(r) for r in read_records(path) if r.get("gold_answerable", True)}
 
@@ -44,7 +37,7 @@ def scored(path: Path) -> dict[str, dict]:
 def comparisons(runs: list[tuple[str, Path]], seed: int = 0) -> list[dict]:
     """Per run and measure: A's mean, the run's mean after its training, and the paired difference with its CI.
     A run evaluated without `eval_before` pairs with the first run's A (the same episodes, by construction)."""
-    rows, found = [], {label: traces(folder) for label, folder in runs}
+    rows, found = [], {label: RunDir(folder).test_traces() for label, folder in runs}
     shared = next((scored(paths[0]) for paths in found.values() if 0 in paths), None)
     for label, folder in runs:
         episodes = max(found[label], default=0)
@@ -79,7 +72,7 @@ def comparisons(runs: list[tuple[str, Path]], seed: int = 0) -> list[dict]:
 
 def progressive_second_half(label: str, folder: Path) -> dict:
     """Mean episode reward (answer F1) of the greedy training episodes in the second half of the stream."""
-    greedy = [r for r in read_records(folder / "flow" / "train_trace.jsonl") if r["kind"] == "greedy"]
+    greedy = [r for r in read_records(RunDir(folder).train_trace) if r["kind"] == "greedy"]
     half = [r["reward"] for r in greedy if r["episode"] >= len(greedy) // 2]
     mean, se = mean_stderr(half)
     return {"run": label, "episodes": len(greedy), "measure": "progressive_f1_2nd_half", "n": len(half)} | {

@@ -25,6 +25,7 @@ from debate_ft.errors import ConfigError
 from debate_ft.flow.graph import Episode, Flow, active_nodes
 from debate_ft.flow.rollouts import deviation_pairs, episode_reward, reward_gaps, rollouts
 from debate_ft.flow.signals import Pair, supervised_pairs
+from debate_ft.layout import RunDir
 from debate_ft.runs import (
     append_records,
     atomic_path,
@@ -36,7 +37,7 @@ from debate_ft.runs import (
     write_records,
 )
 from debate_ft.seeds import derive_seed
-from debate_ft.tables import FLOW_COLUMNS, FLOW_METRIC_KEY, METRICS_FILE, console, present, print_table
+from debate_ft.tables import FLOW_COLUMNS, FLOW_METRIC_KEY, console, present, print_table
 from debate_ft.tasks import get_task
 from debate_ft.tasks.musique import MuSiQue, score
 
@@ -86,8 +87,8 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
         raise ConfigError(
             "flow training needs backend=hf (it trains LoRA adapters in-process); flow.train=false only evaluates"
         )
-    settings, folder = config.flow, run_dir / "flow"
-    checkpoint = folder / "checkpoint"
+    settings, layout = config.flow, RunDir(run_dir)
+    checkpoint = layout.checkpoint
     resume = checkpoint.exists()
     nodes = active_nodes(settings, task.full)
     torch.manual_seed(derive_seed(config.seed, "adapters"))  # fresh LoRA weights come from torch's global RNG
@@ -97,8 +98,8 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
         state = read_json(checkpoint / "state.json", PROGRESS_FIELDS)
         progress = Progress(**{name: state[name] for name in PROGRESS_FIELDS})
         log.info("resuming %s at training episode %d", run_dir, progress.episode)
-    for name in ("train_trace.jsonl", "pairs.jsonl"):  # drop what episodes after the checkpoint wrote
-        _keep_before(folder / name, progress.episode)
+    for path in (layout.train_trace, layout.pairs):  # drop what episodes after the checkpoint wrote
+        _keep_before(path, progress.episode)
     runner = Flow(backend, task, settings, {node: node for node in nodes})
     rows = []
     if settings.eval_before and not resume:
@@ -107,18 +108,18 @@ def train(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> lis
     check_data(run_dir, "musique train", questions)
     with tqdm(total=len(questions), initial=progress.episode, desc="flow train", unit="episode") as bar:
         for index in range(progress.episode, len(questions)):
-            train_episode(config, runner, learner, progress, questions, index, folder)
+            train_episode(config, runner, learner, progress, questions, index, layout)
             if progress.episode % settings.save_every == 0 or progress.episode == len(questions):
                 save_checkpoint(checkpoint, learner, progress)
                 row = progressive_row(task, progress, questions, learner)
-                upsert_rows(run_dir / METRICS_FILE, [row], FLOW_METRIC_KEY)
+                upsert_rows(layout.metrics, [row], FLOW_METRIC_KEY)
             bar.update(1)
     rows.append(progressive_row(task, progress, questions, learner))
     rows.append(evaluate(config, task, runner, run_dir, episodes=progress.episode))
     return rows
 
 
-def train_episode(config: Config, runner: Flow, learner, progress: Progress, questions, index: int, folder: Path):
+def train_episode(config: Config, runner: Flow, learner, progress: Progress, questions, index: int, layout: RunDir):
     """One online step: the greedy episode (scored before any update from it), its deviations, the updates."""
     settings, seed = config.flow, derive_seed(config.seed, "train", index)
     start = time.perf_counter()
@@ -151,8 +152,8 @@ def train_episode(config: Config, runner: Flow, learner, progress: Progress, que
         progress.seconds[name].append(seconds)
     records = [greedy.record(episode=index, kind="greedy", reward=episode_reward(greedy))]
     records += [f.record(episode=index, kind="rollout", reward=episode_reward(f), gap=g) for f, g in zip(forks, gaps)]
-    append_records(folder / "train_trace.jsonl", records)
-    append_records(folder / "pairs.jsonl", [{"episode": index, **asdict(pair)} for pair in pairs])
+    append_records(layout.train_trace, records)
+    append_records(layout.pairs, [{"episode": index, **asdict(pair)} for pair in pairs])
     progress.episode = index + 1
 
 
@@ -201,7 +202,7 @@ def progressive_row(task: MuSiQue, progress: Progress, questions, learner) -> di
 
 def evaluate_saved(config: Config, task: MuSiQue, backend: Backend, run_dir: Path) -> dict:
     """Evaluate the run directory's checkpoint; without one, the untrained flow (the base model)."""
-    checkpoint = run_dir / "flow" / "checkpoint"
+    checkpoint = RunDir(run_dir).checkpoint
     nodes = active_nodes(config.flow, task.full)
     if not checkpoint.exists():
         console().print(f"no checkpoint in {run_dir}: evaluating the untrained flow (base model)")
@@ -222,7 +223,7 @@ def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episode
     seconds = time.perf_counter() - start
     extractive = config.flow.extractive
     records = [e.record(extractive, episode=episodes) for e in done]
-    write_records(run_dir / "flow" / f"test_trace_ep{episodes}.jsonl", records)
+    write_records(RunDir(run_dir).test_trace(episodes), records)
     row = {
         "split": "test",
         "stage": "eval",
@@ -230,5 +231,5 @@ def evaluate(config: Config, task: MuSiQue, runner: Flow, run_dir: Path, episode
         **score(questions, [e.prediction(extractive) for e in done], task.full),
         "seconds_greedy": seconds / max(len(questions), 1),
     }
-    upsert_rows(run_dir / METRICS_FILE, [row], FLOW_METRIC_KEY)
+    upsert_rows(RunDir(run_dir).metrics, [row], FLOW_METRIC_KEY)
     return row

@@ -18,6 +18,7 @@ from debate_ft.backends.openai import served_name
 from debate_ft.config import LORA_RANKS, Config, GenerationConfig
 from debate_ft.debate import Debate
 from debate_ft.errors import ConfigError
+from debate_ft.layout import RunDir
 from debate_ft.methods import FINE_TUNINGS, Society
 from debate_ft.run_config import saved_config
 from debate_ft.tasks import Question, Task, get_task
@@ -30,17 +31,16 @@ SOCIETY_MODEL = "society"
 def trained_adapters(run_dir: Path, iteration: int | None = None) -> tuple[int, dict[str, Path]]:
     """(iteration, adapter name -> folder) of the society after `iteration` (default: the last one trained); an
     adapter an iteration did not retrain keeps its earlier folder, as in `iterate`."""
-    folders = sorted((int(p.name[4:]), p) for p in run_dir.glob("iter*") if p.name[4:].isdigit())
-    trained = [k for k, folder in folders if any((folder / "adapters").glob("*/adapter_config.json"))]
-    if iteration is not None and not 0 <= iteration <= max((k for k, _ in folders), default=0):
-        raise ConfigError(
-            f"--iteration {iteration}: {run_dir} has iterations 0..{max((k for k, _ in folders), default=0)}"
-        )
+    layout = RunDir(run_dir)
+    iterations = layout.iterations()
+    trained = [k for k in iterations if any(layout.adapters(k).glob("*/adapter_config.json"))]
+    if iteration is not None and not 0 <= iteration <= max(iterations, default=0):
+        raise ConfigError(f"--iteration {iteration}: {run_dir} has iterations 0..{max(iterations, default=0)}")
     last = iteration if iteration is not None else max(trained, default=0)
     adapters: dict[str, Path] = {}
-    for k, folder in folders:
+    for k in iterations:
         if 1 <= k <= last:
-            saved = sorted((folder / "adapters").glob("*/adapter_config.json"))
+            saved = sorted(layout.adapters(k).glob("*/adapter_config.json"))
             adapters.update((path.parent.name, path.parent) for path in saved)
     return last, adapters
 
