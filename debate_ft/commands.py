@@ -7,10 +7,11 @@ from pathlib import Path
 from debate_ft.backends.engines import make_backend
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
+from debate_ft.debate import RunDebates
 from debate_ft.errors import ConfigError
 from debate_ft.evaluate import evaluate as evaluate_test
-from debate_ft.evaluate import print_rows, run_debate
-from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, SCORINGS, Society
+from debate_ft.evaluate import print_rows
+from debate_ft.methods import DEFAULT_FINE_TUNING, DEFAULT_SCORING, SCORINGS
 from debate_ft.metrics import score
 from debate_ft.tables import console
 from debate_ft.tasks import get_task
@@ -42,7 +43,7 @@ def debate(config: Config, run_dir: Path) -> None:
     backend = Metered(make_backend(config.backend, config.model), ledger)
     split = config.debate.split
     with ledger.stage(0, "debate", split):
-        records = run_debate(config, task, backend, Society.base(config.agents.n), run_dir, 0, split, "debate")
+        records = RunDebates(config, backend, run_dir).run(task, 0, split, "debate")
     result = score(records, task, "debate")
     console().print(
         f"{len(records)} {split} questions debated -> {run_dir}/iter0; debate accuracy "
@@ -54,7 +55,7 @@ def evaluate(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
     backend = Metered(make_backend(config.backend, config.model), ledger)
-    _, rows = evaluate_test(config, task, backend, Society.base(config.agents.n), run_dir, 0, config.method, ledger)
+    _, rows = evaluate_test(RunDebates(config, backend, run_dir), task, 0, config.method, ledger)
     print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
 
 

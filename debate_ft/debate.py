@@ -10,7 +10,7 @@ appended to the transcript when it finishes, so a re-run skips finished chunks a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 
 from debate_ft import prompts
 from debate_ft.backends import Backend, Request
-from debate_ft.config import GenerationConfig
+from debate_ft.config import Config, GenerationConfig
 from debate_ft.errors import DataError
-from debate_ft.methods import Society
-from debate_ft.runs import append_records
+from debate_ft.layout import RunDir
+from debate_ft.methods import FINE_TUNINGS, SCORINGS, Society
+from debate_ft.runs import append_records, check_data
 from debate_ft.seeds import derive_seed
 from debate_ft.tasks import Question, Task
 from debate_ft.transcript import Record, Turn, agent_name, conversation, read, round_vote
@@ -139,3 +140,36 @@ class Debate:
         for (q, agent), completion in zip(wanted, completions):
             summaries[q][agent] = completion.text
         return summaries
+
+
+class RunDebates:
+    """A run's debates: its society once the adapters named in `trained` exist, with the run's effective settings
+    (its fine-tuning method may force debate.summarize), each split debated into its transcript. iterate, evaluate,
+    debate and serve all build their debates here."""
+
+    def __init__(self, config: Config, backend: Backend, run_dir: Path | None = None):
+        self.config, self.backend, self.run_dir = config, backend, run_dir
+        self.method = FINE_TUNINGS[config.ft_method]
+
+    def society(self, trained: Collection[str] = ()) -> Society:
+        return self.method.society(self.config.agents.n, trained)
+
+    def debate(self, task: Task, trained: Collection[str] = (), scoring: str = "debate", sampling=None) -> Debate:
+        """The debate of `scoring`'s shape (agents x rounds), by the society of `trained`."""
+        config = self.config
+        agents, rounds = SCORINGS[scoring].shape(config.agents.n, config.debate.rounds)
+        full = self.society(trained)
+        society = Society(full.generators[:agents], full.critics[:agents], full.agent_ids)
+        summarize = self.method.summarizes(config.debate.summarize)
+        return Debate(
+            task, self.backend, society, rounds, summarize, sampling or config.generation, config.debate.prompt
+        )
+
+    def run(self, task: Task, iteration: int, split: str, scoring: str, trained: Collection[str] = ()) -> list[Record]:
+        """Debate `split` of `task` (resuming its transcript) with iteration `iteration`'s society."""
+        debate = self.debate(task, trained, scoring)
+        agents = len(debate.society.generators)
+        path = RunDir(self.run_dir).transcript(iteration, split, agents, debate.rounds, debate.summarize)
+        questions = task.load(split)
+        check_data(self.run_dir, f"{task.name} {split}", questions)
+        return debate.run(questions, path, derive_seed(self.config.seed, split), self.config.debate.chunk_size)

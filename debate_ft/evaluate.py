@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from debate_ft import conformity
-from debate_ft.backends import Backend
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
-from debate_ft.debate import Debate
+from debate_ft.debate import RunDebates
 from debate_ft.layout import RunDir
-from debate_ft.methods import SCORINGS, Society
+from debate_ft.methods import SCORINGS
 from debate_ft.metrics import outcomes, summarize
-from debate_ft.runs import check_data, upsert_rows
-from debate_ft.seeds import derive_seed
+from debate_ft.runs import upsert_rows
 from debate_ft.tables import (
     CONFORMITY_KEY,
     EVALUATE_COLUMNS,
@@ -25,40 +23,15 @@ from debate_ft.tasks import Task
 from debate_ft.transcript import Record
 
 
-def run_debate(
-    config: Config,
-    task: Task,
-    backend: Backend,
-    society: Society,
-    run_dir: Path,
-    iteration: int,
-    split: str,
-    method: str,
-) -> list[Record]:
-    agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
-    society = Society(society.generators[:agents], society.critics[:agents], society.agent_ids)
-    path = RunDir(run_dir).transcript(iteration, split, agents, rounds, config.debate.summarize)
-    debate = Debate(task, backend, society, rounds, config.debate.summarize, config.generation, config.debate.prompt)
-    questions = task.load(split)
-    check_data(run_dir, f"{task.name} {split}", questions)
-    return debate.run(questions, path, derive_seed(config.seed, split), config.debate.chunk_size)
-
-
 def evaluate(
-    config: Config,
-    task: Task,
-    backend: Backend,
-    society: Society,
-    run_dir: Path,
-    iteration: int,
-    method: str,
-    ledger: Ledger,
-    **extra,
+    debates: RunDebates, task: Task, iteration: int, method: str, ledger: Ledger, trained=(), **extra
 ) -> tuple[list[Record], list[dict]]:
-    """Debate the test split (timed in compute.csv) and score it: (records, metrics rows)."""
+    """Debate the test split with the society of `trained` (timed in compute.csv) and score it by `method`:
+    (records, metrics rows)."""
     with ledger.stage(iteration, "debate", "test"):
-        records = run_debate(config, task, backend, society, run_dir, iteration, "test", method)
+        records = debates.run(task, iteration, "test", method, trained)
     seconds = ledger.seconds(iteration, "debate", "test")
+    config, run_dir = debates.config, debates.run_dir
     return records, record_scores(config, task, records, run_dir, iteration, method, seconds_debate=seconds, **extra)
 
 

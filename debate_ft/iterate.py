@@ -29,8 +29,9 @@ import datasets
 from debate_ft.backends.engines import make_backend
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import Config
+from debate_ft.debate import RunDebates
 from debate_ft.diversity import Diversity
-from debate_ft.evaluate import evaluate, print_rows, run_debate
+from debate_ft.evaluate import evaluate, print_rows
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
 from debate_ft.layout import RunDir
 from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning, Society
@@ -49,9 +50,7 @@ log = logging.getLogger(__name__)
 
 
 def iterate(config: Config, run_dir: Path) -> None:
-    method = FINE_TUNINGS[config.ft_method]
-    config = replace(config, debate=replace(config.debate, summarize=method.summarizes(config.debate.summarize)))
-    Iterations(config, run_dir, method).run()
+    Iterations(config, run_dir, FINE_TUNINGS[config.ft_method]).run()
 
 
 class Iterations:
@@ -63,6 +62,7 @@ class Iterations:
         self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
         self.ledger = Ledger(run_dir)
         self.backend = Metered(make_backend(config.backend, config.model), self.ledger)
+        self.debates = RunDebates(config, self.backend, run_dir)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
         self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, method.name)
         self._trainer: HostedModel | None = None
@@ -79,7 +79,7 @@ class Iterations:
         return self._trainer
 
     def society(self) -> Society:
-        return self.method.society(self.config.agents.n, self.adapters)
+        return self.debates.society(self.adapters)
 
     def run(self) -> None:
         rows = self.test(0)
@@ -92,9 +92,8 @@ class Iterations:
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
         records, rows = evaluate(
-            self.config, self.test_task, self.backend, self.society(), self.run_dir, k, "all", self.ledger,
-            ft_method=self.method.name, **extra,
-        )  # fmt: skip
+            self.debates, self.test_task, k, "all", self.ledger, self.adapters, ft_method=self.method.name, **extra
+        )
         if self.config.diversity.enabled:
             with self.ledger.stage(k, "diversity", "test"):
                 self.diversity.run(k, records)
@@ -105,9 +104,7 @@ class Iterations:
         per-adapter sets by the method's training plan."""
         labels = self.method.labels
         with self.ledger.stage(k, "debate", "train"):
-            records = run_debate(
-                self.config, self.task, self.backend, self.society(), self.run_dir, k, "train", labels.debate
-            )
+            records = self.debates.run(self.task, k, "train", labels.debate, self.adapters)
         sets = self.rationales(k, records) if labels is GOLD_RATIONALES else self.majority(k, records)
         plan, sizes = self.method.adapters(sets), [{"agent": i, **s.sizes} for i, s in enumerate(sets)]
         save_sets(self.layout.data(k), plan, sizes)

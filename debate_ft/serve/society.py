@@ -16,10 +16,9 @@ from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
 from debate_ft.config import LORA_RANKS, Config, GenerationConfig
-from debate_ft.debate import Debate
+from debate_ft.debate import RunDebates
 from debate_ft.errors import ConfigError
 from debate_ft.layout import RunDir
-from debate_ft.methods import FINE_TUNINGS, Society
 from debate_ft.run_config import saved_config
 from debate_ft.tasks import Question, Task, get_task
 from debate_ft.transcript import Record
@@ -64,12 +63,13 @@ class ServedSociety:
     config: Config
     backend: HFBackend  # in-process hf: the server also scores raw token ids (token_logprobs)
     task: Task
-    society: Society
+    debates: RunDebates  # the run's society and effective debate settings, as iterate debated with them
     iteration: int
     adapters: dict[str, Path]
 
     def __post_init__(self):
         self.lock = threading.Lock()
+        self.society = self.debates.society(self.adapters)
         # each adapter also answers to the name backend=openai asks for: iter<k>/<name> (see served_name)
         self.aliases = {served_name(name, path): name for name, path in self.adapters.items()}
 
@@ -80,8 +80,7 @@ class ServedSociety:
         backend = HFBackend.from_config(config.model, replace(config.backend, name="hf", device=device))
         for name, path in adapters.items():
             backend.load_adapter(name, path)
-        society = FINE_TUNINGS[config.ft_method].society(config.agents.n, adapters)
-        return cls(config, backend, get_task(config.dataset), society, iteration, adapters)
+        return cls(config, backend, get_task(config.dataset), RunDebates(config, backend), iteration, adapters)
 
     def models(self) -> list[str]:
         return [BASE_MODEL, *self.adapters, *self.aliases, SOCIETY_MODEL]
@@ -108,16 +107,7 @@ class ServedSociety:
 
     def debate(self, question: str, sampling: GenerationConfig, seed: int) -> Record:
         """The society's debate on one question, as a transcript line holds it (its gold is empty)."""
-        summarize = FINE_TUNINGS[self.config.ft_method].summarizes(self.config.debate.summarize)
-        debate = Debate(
-            self.task,
-            self.backend,
-            self.society,
-            self.config.debate.rounds,
-            summarize,
-            sampling,
-            self.config.debate.prompt,
-        )
+        debate = self.debates.debate(self.task, self.adapters, sampling=sampling)
         with self.lock:
             return debate.chunk([Question(id="request", text=question, gold="")], seed)[0]
 
