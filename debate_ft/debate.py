@@ -149,10 +149,10 @@ class RunDebates:
 
     def __init__(self, config: Config, backend: Backend, run_dir: Path | None = None):
         self.config, self.backend, self.run_dir = config, backend, run_dir
-        self.method = FINE_TUNINGS[config.ft_method]
+        self.fine_tuning = FINE_TUNINGS[config.ft_method]
 
     def society(self, trained: Collection[str] = ()) -> Society:
-        return self.method.society(self.config.agents.n, trained)
+        return self.fine_tuning.society(self.config.agents.n, trained)
 
     def debate(self, task: Task, trained: Collection[str] = (), scoring: str = "debate", sampling=None) -> Debate:
         """The debate of `scoring`'s shape (agents x rounds), by the society of `trained`."""
@@ -160,7 +160,7 @@ class RunDebates:
         agents, rounds = SCORINGS[scoring].shape(config.agents.n, config.debate.rounds)
         full = self.society(trained)
         society = Society(full.generators[:agents], full.critics[:agents], full.agent_ids)
-        summarize = self.method.summarizes(config.debate.summarize)
+        summarize = self.fine_tuning.summarizes(config.debate.summarize)
         return Debate(
             task, self.backend, society, rounds, summarize, sampling or config.generation, config.debate.prompt
         )

@@ -24,28 +24,28 @@ from debate_ft.transcript import Record
 
 
 def evaluate(
-    debates: RunDebates, task: Task, iteration: int, method: str, ledger: Ledger, trained=(), **extra
+    debates: RunDebates, task: Task, iteration: int, scoring: str, ledger: Ledger, trained=(), **extra
 ) -> tuple[list[Record], list[dict]]:
-    """Debate the test split with the society of `trained` (timed in compute.csv) and score it by `method`:
+    """Debate the test split with the society of `trained` (timed in compute.csv) and score it by `scoring`:
     (records, metrics rows)."""
     with ledger.stage(iteration, "debate", "test"):
-        records = debates.run(task, iteration, "test", method, trained)
+        records = debates.run(task, iteration, "test", scoring, trained)
     seconds = ledger.seconds(iteration, "debate", "test")
     config, run_dir = debates.config, debates.run_dir
-    return records, record_scores(config, task, records, run_dir, iteration, method, seconds_debate=seconds, **extra)
+    return records, record_scores(config, task, records, run_dir, iteration, scoring, seconds_debate=seconds, **extra)
 
 
 def record_scores(
-    config: Config, task: Task, records: list[Record], run_dir: Path, iteration: int, method: str, **extra
+    config: Config, task: Task, records: list[Record], run_dir: Path, iteration: int, scoring: str, **extra
 ) -> list[dict]:
     """One metrics.csv row per scoring of a test transcript (base, majority, debate for `all`), its
     per-question outcomes in outcomes.csv, and its critics' moves per round in conformity.csv."""
-    agents, rounds = SCORINGS[method].shape(config.agents.n, config.debate.rounds)
+    agents, rounds = SCORINGS[scoring].shape(config.agents.n, config.debate.rounds)
     # a transfer run (eval_dataset) tests on another dataset than it trained on; the tags go on every row
     tags = {"trained_on": config.dataset.name} if task.name != config.dataset.name else {}
     tags.update({"ft_method": extra["ft_method"]} if "ft_method" in extra else {})
     rows, per_question = [], []
-    for scored in SCORINGS[method].writes:
+    for scored in SCORINGS[scoring].writes:
         key = {"iteration": iteration, "split": "test", "method": scored}
         scored_outcomes = outcomes(records, task, scored)
         voted_agents, voted_rounds = SCORINGS[scored].voted(agents, rounds)  # e.g. base: agent 0, round 1

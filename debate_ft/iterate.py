@@ -54,9 +54,9 @@ def iterate(config: Config, run_dir: Path) -> None:
 
 
 class Iterations:
-    def __init__(self, config: Config, run_dir: Path, method: FineTuning):
+    def __init__(self, config: Config, run_dir: Path, fine_tuning: FineTuning):
         datasets.disable_progress_bars()  # per-dataset save/map bars would drown the stage progress bars
-        self.config, self.run_dir, self.method = config, run_dir, method
+        self.config, self.run_dir, self.fine_tuning = config, run_dir, fine_tuning
         self.layout = RunDir(run_dir)
         self.task = get_task(config.dataset)  # the society debates and learns on this one
         self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
@@ -64,7 +64,7 @@ class Iterations:
         self.backend = Metered(make_backend(config.backend, config.model), self.ledger)
         self.debates = RunDebates(config, self.backend, run_dir)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
-        self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, method.name)
+        self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, fine_tuning.name)
         self._trainer: HostedModel | None = None
 
     @property
@@ -87,12 +87,14 @@ class Iterations:
             plan, sizes = load_sets(self.layout.data(k)) or self.collect(k)
             self.train(k, plan)
             rows += self.test(k, **summary(plan, sizes))
-        print_rows(rows, f"{self.test_task.name} test, {self.method.name}, {self.config.model.name} ({self.run_dir})")
+        print_rows(
+            rows, f"{self.test_task.name} test, {self.fine_tuning.name}, {self.config.model.name} ({self.run_dir})"
+        )
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
         records, rows = evaluate(
-            self.debates, self.test_task, k, "all", self.ledger, self.adapters, ft_method=self.method.name, **extra
+            self.debates, self.test_task, k, "all", self.ledger, self.adapters, ft_method=self.fine_tuning.name, **extra
         )
         if self.config.diversity.enabled:
             with self.ledger.stage(k, "diversity", "test"):
@@ -100,13 +102,13 @@ class Iterations:
         return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:
-        """Debate the train split with the current society, label it as the method does and split it into
-        per-adapter sets by the method's training plan."""
-        labels = self.method.labels
+        """Debate the train split with the current society, label it as the fine-tuning method does and split it
+        into per-adapter sets by its training plan."""
+        labels = self.fine_tuning.labels
         with self.ledger.stage(k, "debate", "train"):
             records = self.debates.run(self.task, k, "train", labels.debate, self.adapters)
         sets = self.rationales(k, records) if labels is GOLD_RATIONALES else self.majority(k, records)
-        plan, sizes = self.method.adapters(sets), [{"agent": i, **s.sizes} for i, s in enumerate(sets)]
+        plan, sizes = self.fine_tuning.training_plan(sets), [{"agent": i, **s.sizes} for i, s in enumerate(sets)]
         save_sets(self.layout.data(k), plan, sizes)
         show_sizes(k, sizes, plan)
         return plan, sizes

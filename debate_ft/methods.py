@@ -63,7 +63,7 @@ class Scoring:
     vote_agents: int | None = None  # its vote counts the first this many agents (None: every agent)
     vote_round: int | None = None  # and their answers of this round (None: the last)
     parts: tuple[str, ...] = ()  # the scorings one run of it writes (empty: itself)
-    label: str | None = None  # its baseline row in `report --table` (None: no row of its own)
+    title: str | None = None  # its baseline row's title in `report --table` (None: no row of its own)
 
     @property
     def writes(self) -> tuple[str, ...]:
@@ -97,7 +97,7 @@ POOLED = "pooled"  # one shared adapter learns every agent's generator and criti
 @dataclass(frozen=True)
 class FineTuning:
     name: str
-    label: str  # its row in `report --table`
+    title: str  # its row's title in `report --table`
     help: str
     plan: str = OWN
     critics: bool = True  # an OWN plan trains crit<i> and the critics speak with it (False: base-model critics)
@@ -117,7 +117,7 @@ class FineTuning:
         critics = tuple(served(critic(i)) if self.critics else None for i in range(agents))
         return Society(tuple(served(generator(i)) for i in range(agents)), critics, self.agent_ids)
 
-    def adapters(self, sets: Sequence[AgentSets]) -> dict[str, list[dict]]:
+    def training_plan(self, sets: Sequence[AgentSets]) -> dict[str, list[dict]]:
         """The training plan: each adapter's examples, from every agent's sets."""
         if self.plan != OWN:
             learners = sets[:1] if self.plan == FIRST else sets
@@ -146,17 +146,17 @@ SCORINGS: dict[str, Scoring] = _by_name(
         lambda n, m: (1, 1),
         vote_agents=1,
         vote_round=1,
-        label="Base",
+        title="Base",
     ),
-    Scoring("majority", "the vote of N agents' round-1 answers", lambda n, m: (n, 1), vote_round=1, label="Majority"),
+    Scoring("majority", "the vote of N agents' round-1 answers", lambda n, m: (n, 1), vote_round=1, title="Majority"),
     Scoring(
         "self_consistency",
         "the vote of one round of N x M independent answers (the debate's number of turns)",
         lambda n, m: (n * m, 1),
         vote_round=1,
-        label="Self-consistency",
+        title="Self-consistency",
     ),
-    Scoring("debate", "the vote of the last round of the N-agent, M-round debate", lambda n, m: (n, m), label="Debate"),
+    Scoring("debate", "the vote of the last round of the N-agent, M-round debate", lambda n, m: (n, m), title="Debate"),
 )
 FINE_TUNINGS: dict[str, FineTuning] = _by_name(
     FineTuning(

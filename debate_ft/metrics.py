@@ -10,11 +10,11 @@ from debate_ft.tasks import Task
 from debate_ft.transcript import Record, final_round, round_vote
 
 
-def outcomes(records: Sequence[Record], task: Task, method: str) -> list[dict]:
-    """Per question: its vote under `method`, whether that is correct, and the tokens the method generated."""
+def outcomes(records: Sequence[Record], task: Task, scoring: str) -> list[dict]:
+    """Per question: its vote under `scoring`, whether that is correct, and the tokens the scoring generated."""
     rows = []
     for record in records:
-        agents, round_ = SCORINGS[method].voted(None, final_round(record.turns))
+        agents, round_ = SCORINGS[scoring].voted(None, final_round(record.turns))
         vote = round_vote(record.turns, task.equivalent, round_, agents)
         used = [t for t in record.turns if t.round <= round_ and (agents is None or t.agent < agents)]
         rows.append(
@@ -42,10 +42,10 @@ def summarize(rows: Sequence[dict]) -> dict:
     }
 
 
-def score(records: Sequence[Record], task: Task, method: str) -> dict:
+def score(records: Sequence[Record], task: Task, scoring: str) -> dict:
     """base: agent 1's round-1 answer; majority: vote of all round-1 answers; debate: vote of the last round;
     self_consistency: vote of one round of independent samples.
 
     Every question stays in the denominator; a question with no parseable answer counts as wrong.
     """
-    return summarize(outcomes(records, task, method))
+    return summarize(outcomes(records, task, scoring))

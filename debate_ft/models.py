@@ -218,7 +218,8 @@ class HostedModel:
     def device(self) -> torch.device:
         return self.base.device
 
-    def adapters(self) -> list[str]:
+    def loaded(self) -> list[str]:
+        """The names of the adapters it hosts."""
         return list(self._internal)
 
     def internal_name(self, name: str) -> str:

@@ -17,8 +17,8 @@ from debate_ft.methods import FINE_TUNINGS, SCORINGS
 from debate_ft.seeds import derive_seed
 from debate_ft.stats import compare
 
-BASELINES = {s.name: s.label for s in SCORINGS.values() if s.label}
-FINE_TUNED = {m.name: m.label for m in FINE_TUNINGS.values()}
+BASELINES = {s.name: s.title for s in SCORINGS.values() if s.title}
+FINE_TUNED = {m.name: m.title for m in FINE_TUNINGS.values()}
 ORDER = [*BASELINES.values(), *FINE_TUNED.values()]
 OURS = FINE_TUNED["multiagent_ft"]
 REFERENCES = (BASELINES["debate"], BASELINES["majority"])  # every row is compared with these, and with ours

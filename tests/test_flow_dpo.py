@@ -130,7 +130,7 @@ def test_save_and_load_restore_adapters_optimiser_and_counters(tiny_backend, tin
     assert (again.steps, again.best_f1, again.ref_updates) == (1, 0.5, 1)
     for key, tensor in learner.policy["query"].items():
         assert torch.equal(again.policy["query"][key], tensor) and again.policy["query"][key].requires_grad
-    assert reference("query") in again.hosted.adapters()
+    assert reference("query") in again.hosted.loaded()
     state, restored = learner.optimizer.state_dict()["state"], again.optimizer.state_dict()["state"]
     assert state.keys() == restored.keys()
     assert all(torch.equal(state[i]["reward"], restored[i]["reward"]) for i in state)

@@ -83,7 +83,7 @@ def test_replacing_an_adapter_serves_the_new_weights(tiny_model_config, random_a
     request = [Request([{"role": "user", "content": "What is 2+3?"}], "x")]
     as_a = backend.generate(request, GREEDY, seed=0)[0].text
     backend.load_adapter("x", random_adapters["b"])
-    assert backend.hosted.adapters() == ["x"]
+    assert backend.hosted.loaded() == ["x"]
     assert backend.generate(request, GREEDY, seed=0)[0].text != as_a
 
 

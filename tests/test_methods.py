@@ -54,17 +54,17 @@ def test_every_registered_method_is_tested_here():
 
 @pytest.mark.parametrize("name", FINE_TUNINGS)
 def test_training_plan(name):
-    assert FINE_TUNINGS[name].adapters(SETS) == PLANS[name]
+    assert FINE_TUNINGS[name].training_plan(SETS) == PLANS[name]
 
 
 @pytest.mark.parametrize("name", FINE_TUNINGS)
 def test_society_speaks_with_the_adapters_its_plan_trains(name):
-    method = FINE_TUNINGS[name]
-    society = method.society(2, ALL_TRAINED)
+    fine_tuning = FINE_TUNINGS[name]
+    society = fine_tuning.society(2, ALL_TRAINED)
     assert (society.generators, society.critics, society.agent_ids) == SOCIETIES[name]
-    assert {a for a in society.generators + society.critics if a} == set(method.adapters(SETS))
-    base = method.society(2, set())  # before anything is trained, every agent is the base model
-    assert set(base.generators + base.critics) == {None} and base.agent_ids == method.agent_ids
+    assert {a for a in society.generators + society.critics if a} == set(fine_tuning.training_plan(SETS))
+    base = fine_tuning.society(2, set())  # before anything is trained, every agent is the base model
+    assert set(base.generators + base.critics) == {None} and base.agent_ids == fine_tuning.agent_ids
 
 
 def test_an_agent_whose_adapter_is_missing_speaks_as_the_base_model():

@@ -70,7 +70,7 @@ def test_training_beside_serving_adapters_leaves_them_alone(tiny_model_config, t
     hosted.load_adapter("served", tmp_path / "served")
     before = {k: v.clone() for k, v in hosted.peft.state_dict().items()}
     train_adapter(hosted, chats("No"), tmp_path / "other", CONFIG, seed=1, init_from=tmp_path / "served")
-    assert hosted.adapters() == ["served"]
+    assert hosted.loaded() == ["served"]
     after = hosted.peft.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert adapter_tensors(tmp_path / "other").keys() == adapter_tensors(tmp_path / "served").keys()
@@ -140,7 +140,7 @@ def test_joint_loop_leaves_the_base_and_serving_adapters_alone(tiny_model_config
         Job("b", chats("Maybe"), tmp_path / "b", 2),
     ]
     train_adapters(hosted, jobs, CONFIG)
-    assert hosted.adapters() == ["served"]
+    assert hosted.loaded() == ["served"]
     assert all(torch.equal(served[k], v) for k, v in hosted.peft.state_dict().items())
     for name, tensor in hosted.peft.get_base_model().state_dict().items():
         if "lora_" not in name:
@@ -219,7 +219,7 @@ def test_a_failed_joint_run_takes_its_training_adapters_away(tiny_model_config, 
         train_adapters(
             hosted, [Job("gen0", chats("Yes"), tmp_path / "a", 0), Job("gen1", chats("No"), tmp_path / "b", 1)], CONFIG
         )
-    assert hosted.adapters() == [] and hosted.peft is None and not (tmp_path / "a").exists()
+    assert hosted.loaded() == [] and hosted.peft is None and not (tmp_path / "a").exists()
     monkeypatch.undo()
     train_adapters(hosted, [Job("gen0", chats("Yes"), tmp_path / "a", 0)], CONFIG)  # the same names train again
     assert (tmp_path / "a" / "adapter_config.json").exists()
@@ -253,4 +253,4 @@ def test_a_nan_loss_stops_training_and_saves_nothing(tiny_model_config, tmp_path
             train_adapters(hosted, [Job("gen0", chats("Yes"), tmp_path / "gen0", 0)], CONFIG)
         else:
             train_adapter(hosted, chats("Yes"), tmp_path / "gen0", CONFIG, seed=0)
-    assert not (tmp_path / "gen0").exists() and hosted.adapters() == []
+    assert not (tmp_path / "gen0").exists() and hosted.loaded() == []

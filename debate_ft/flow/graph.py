@@ -128,8 +128,9 @@ class Episode:
 class Flow:
     """Runs episodes of the flow on a backend, each node under its own adapter (None: the base model)."""
 
-    def __init__(self, backend: Backend, task: MuSiQue, settings: FlowConfig, adapters: Mapping[str, str | None]):
-        self.backend, self.task, self.settings, self.adapters = backend, task, settings, dict(adapters)
+    def __init__(self, backend: Backend, task: MuSiQue, settings: FlowConfig, node_adapters: Mapping[str, str | None]):
+        self.backend, self.task, self.settings = backend, task, settings
+        self.node_adapters = dict(node_adapters)
         self.full = task.full
         self._bm25: dict[str, object] = {}
 
@@ -198,7 +199,7 @@ class Flow:
 
     def _generate(self, node: str, group: list[Episode], seed: int) -> None:
         texts = [self.prompt(node, e) for e in group]
-        requests = [Request(user(text), self.adapters[node]) for text in texts]
+        requests = [Request(user(text), self.node_adapters[node]) for text in texts]
         completions = self.backend.generate(requests, self.sampling(node), seed, desc=node)
         for episode, text, completion in zip(group, texts, completions):
             episode.visits.append(Visit(node, episode.hops + (node == "query"), text, completion.text))
@@ -232,7 +233,7 @@ class Flow:
     def yes_no(self, node: str, texts: Sequence[str]) -> list[dict[str, float]]:
         """Log-probs of Yes and No as the first token of the reply to each prompt (the author's two-way choice):
         one forward pass per prompt, in one scoring call."""
-        requests = [Request(user(text), self.adapters[node]) for text in texts]
+        requests = [Request(user(text), self.node_adapters[node]) for text in texts]
         rows = self.backend.choice_logprobs(requests, [prompts.YES, prompts.NO])
         return [{prompts.YES: yes, prompts.NO: no} for yes, no in rows]
 

@@ -42,7 +42,7 @@ def rollouts(flow: Flow, episode: Episode, seed: int) -> list[Episode]:
     forks = []
     for node in dict.fromkeys(episode.visits[i].node for i in points):  # one sampling call per node
         wanted = [(i, k) for i in points if episode.visits[i].node == node for k in range(settings.alternatives)]
-        requests = [Request(user(episode.visits[i].prompt), flow.adapters[node]) for i, _ in wanted]
+        requests = [Request(user(episode.visits[i].prompt), flow.node_adapters[node]) for i, _ in wanted]
         sampling = flow.sampling(node, settings.temperature)
         samples = flow.backend.generate(requests, sampling, derive_seed(seed, node), desc=f"{node} alternatives")
         for (index, k), sample in zip(wanted, samples):

@@ -87,7 +87,7 @@ def query_pairs(flow: Flow, episode: Episode, seed: int) -> list[Pair]:
     """One sampled alternative per query visit, retrieved with like the greedy query; where exactly one of the
     two puts a supporting paragraph on top, it is preferred (weight: the reward gap, 1)."""
     points = [i for i, visit in enumerate(episode.visits) if visit.node == "query"]
-    requests = [Request(user(episode.visits[i].prompt), flow.adapters["query"]) for i in points]
+    requests = [Request(user(episode.visits[i].prompt), flow.node_adapters["query"]) for i in points]
     sampling = flow.sampling("query", flow.settings.temperature)
     samples = flow.backend.generate(requests, sampling, seed, desc="query alternatives")
     forks = [
