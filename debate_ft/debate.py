@@ -159,7 +159,10 @@ class RunDebates:
         config = self.config
         agents, rounds = SCORINGS[scoring].shape(config.agents.n, config.debate.rounds)
         full = self.society(trained)
-        society = Society(full.generators[:agents], full.critics[:agents], full.agent_ids)
+        cycled = [i % full.size for i in range(agents)]  # self-consistency's N x M samples cycle through the N agents
+        society = Society(
+            tuple(full.generators[i] for i in cycled), tuple(full.critics[i] for i in cycled), full.agent_ids
+        )
         summarize = self.fine_tuning.summarizes(config.debate.summarize)
         return Debate(
             task, self.backend, society, rounds, summarize, sampling or config.generation, config.debate.prompt

@@ -204,15 +204,15 @@ def main(argv: list[str]) -> int:
         print_table(
             society.to_dict("records"), present(SOCIETY_COLUMNS, society.columns), "debate accuracy and diversity"
         )
-    moves = collect(args.run_dirs, CONFORMITY_FILE, required=False)
-    if not moves.empty:
-        title = "conformity: critics' moves per round (rates among turns right / wrong the round before)"
-        print_table(moves.to_dict("records"), present(CONFORMITY_COLUMNS, moves.columns), title)
     for run_dir in sorted({folder for _, folder in run_folders(args.run_dirs, "config.yaml")}):
         if page := write_browser(run_dir):
             console().print(f"wrote {page}")
     if stages := compute_rows(args.run_dirs):
         print_table(stages, COMPUTE_COLUMNS, "compute per stage (compute.csv)")
+    moves = collect(args.run_dirs, CONFORMITY_FILE, required=False)
+    if not moves.empty:
+        title = "conformity: critics' moves per round (rates among turns right / wrong the round before)"
+        print_table(moves.to_dict("records"), present(CONFORMITY_COLUMNS, moves.columns), title)
     for path in write_plots(out, debate, diversity, args.run_dirs):
         console().print(f"wrote {path}")
     return 0

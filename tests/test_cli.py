@@ -7,6 +7,8 @@ import pytest
 from conftest import cli
 from fakes import AGENTS
 
+from debate_ft.transcript import read
+
 
 def test_evaluate_writes_metrics_and_does_not_duplicate_rows(tmp_path):
     args = [
@@ -35,7 +37,8 @@ def test_self_consistency_votes_over_as_many_samples_as_the_debate_makes(tmp_pat
     sc = pd.read_csv(tmp_path / "sc" / "metrics.csv").iloc[0]
     debate = pd.read_csv(tmp_path / "d" / "metrics.csv").set_index("method").loc["debate"]
     assert (sc["method"], sc["agents"], sc["rounds"]) == ("self_consistency", 6, 1)
-    assert (tmp_path / "sc" / "iter0" / "test_6x1.jsonl").exists()
+    sampled = read(tmp_path / "sc" / "iter0" / "test_6x1.jsonl")
+    assert len(sampled) == 6 and {len(record.turns) for record in sampled} == {6}  # N x M samples, not N
     assert sc["gen_tokens"] > 0 and debate["gen_tokens"] > 0  # the cost each method paid, for the table
     assert sc["seconds_debate"] > 0 and debate["seconds_debate"] > 0
     outcomes = pd.read_csv(tmp_path / "sc" / "outcomes.csv")

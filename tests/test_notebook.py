@@ -44,7 +44,7 @@ def test_notebook_executes_on_a_run(diversity_run, tmp_path, this_python_kernel)
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     tables = [o for o in outputs if "text/html" in o.get("data", {}) and "<table" in o["data"]["text/html"]]
-    assert len(images) == 4 and len(tables) == 3
+    assert len(images) == 4 and len(tables) == 4  # accuracy, society, KL, conformity
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
         ["accuracy.png", "diversity.png", "kl_per_agent.png", "nll_heatmap.png"]
     )

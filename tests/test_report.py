@@ -37,7 +37,8 @@ def test_report_prints_accuracy_and_diversity_and_writes_pngs(diversity_run, tmp
     out = capsys.readouterr().out
     assert "debate accuracy and diversity" in out and "dissimilarity" in out
     society = [line for line in out.splitlines() if "multiagent_ft" in line and "±" in line]
-    assert len(society) == 2 * 6 + 2 * 2  # 3 scorings x 2 iterations, then 2 iterations, for each run
+    # 3 scorings x 2 iterations, then 2 iterations (society), then 2 iterations x 1 critic round (conformity), each run
+    assert len(society) == 2 * 6 + 2 * 2 + 2 * 2
     for name in PLOTS:
         assert is_png(tmp_path / "plots" / name), name
 
