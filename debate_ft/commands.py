@@ -22,6 +22,9 @@ def check_settings(command: str, config: Config) -> None:
     method= (evaluate's), ft_method= or eval_dataset (iterate's) elsewhere would be silently ignored."""
     if command != "iterate" and config.eval_dataset is not None:
         raise ConfigError(f"eval_dataset is for iterate (transfer); `{command}` tests +dataset=<name> itself")
+    if command != "iterate" and config.extra_scorings:
+        instead = "scores one method=, e.g. method=self_consistency" if command == "evaluate" else "takes no scorings"
+        raise ConfigError(f"extra_scorings is for iterate (got {config.extra_scorings}); `{command}` {instead}")
     if command != "iterate" and config.ft_method != DEFAULT_FINE_TUNING:
         does = "trains its nodes with online DPO" if command == "flow" else "debates the base model"
         raise ConfigError(f"ft_method is for iterate: `{command}` {does} (got ft_method={config.ft_method})")

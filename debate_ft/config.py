@@ -474,6 +474,13 @@ class Config:
         DEFAULT_SCORING,
         choices=tuple(SCORINGS),
     )
+    extra_scorings: List[str] = _help(
+        "iterate: scorings tested at every iteration beside base, majority and debate, each in a test debate of "
+        "its own by the iteration's society (e.g. [self_consistency], the equal-compute baseline). May be added "
+        "to a finished run: a re-run then only debates what is missing.",
+        factory=list,
+        choices=tuple(name for name in SCORINGS if name != DEFAULT_SCORING),
+    )
     ft_method: str = _help(
         "iterate: the fine-tuning method. " + "; ".join(f"{m.name}: {m.help}" for m in FINE_TUNINGS.values()),
         DEFAULT_FINE_TUNING,

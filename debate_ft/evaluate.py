@@ -9,7 +9,7 @@ from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import RunDebates
 from debate_ft.layout import RunDir
-from debate_ft.methods import SCORINGS
+from debate_ft.methods import DEFAULT_SCORING, SCORINGS
 from debate_ft.metrics import outcomes, summarize
 from debate_ft.runs import upsert_rows
 from debate_ft.tables import (
@@ -28,11 +28,18 @@ def evaluate(
 ) -> tuple[list[Record], list[dict]]:
     """Debate the test split with the society of `trained` (timed in compute.csv) and score it by `scoring`:
     (records, metrics rows)."""
-    with ledger.stage(iteration, "debate", "test"):
+    stage = debate_stage(scoring)
+    with ledger.stage(iteration, stage, "test"):
         records = debates.run(task, iteration, "test", scoring, trained)
-    seconds = ledger.seconds(iteration, "debate", "test")
+    seconds = ledger.seconds(iteration, stage, "test")
     config, run_dir = debates.config, debates.run_dir
     return records, record_scores(config, task, records, run_dir, iteration, scoring, seconds_debate=seconds, **extra)
+
+
+def debate_stage(scoring: str) -> str:
+    """compute.csv's stage of a scoring's test debate: each scoring debates its own shape, so one run directory
+    can hold several (iterate extra_scorings, evaluate method=...) without adding their seconds together."""
+    return "debate" if scoring == DEFAULT_SCORING else f"debate:{scoring}"
 
 
 def record_scores(

@@ -11,6 +11,7 @@ unfinished step:
   iter<k>/adapters/<name>/      one PEFT adapter per trained agent (renamed into place when complete; with
                                 train.loop=joint the whole adapters/ folder is, as one)
   iter<k>/test_<N>x<M>.jsonl    test debate; its scores go to metrics.csv, one row per (iteration, method)
+                                (extra_scorings: a test debate each, e.g. self_consistency's test_<N*M>x1.jsonl)
   iter<k>/kl.csv, nll_matrix.csv  the society's KL from the base and NLL matrix; its summary row goes to
                                 diversity.csv (written last: the step's marker; see diversity.py)
 """
@@ -34,7 +35,7 @@ from debate_ft.diversity import Diversity
 from debate_ft.evaluate import evaluate, print_rows
 from debate_ft.label import AgentSets, agent_sets, split_by_agent
 from debate_ft.layout import RunDir
-from debate_ft.methods import FINE_TUNINGS, GOLD_RATIONALES, FineTuning, Society
+from debate_ft.methods import DEFAULT_SCORING, FINE_TUNINGS, GOLD_RATIONALES, FineTuning, Society
 from debate_ft.models import HostedModel, host
 from debate_ft.runs import atomic_path
 from debate_ft.seeds import derive_seed
@@ -93,12 +94,13 @@ class Iterations:
 
     def test(self, k: int, **extra) -> list[dict]:
         """Test-debate iteration k's society, score it into metrics.csv and measure its diversity."""
-        records, rows = evaluate(
-            self.debates, self.test_task, k, "all", self.ledger, self.adapters, ft_method=self.fine_tuning.name, **extra
-        )
+        tags = {"ft_method": self.fine_tuning.name, **extra}
+        records, rows = evaluate(self.debates, self.test_task, k, DEFAULT_SCORING, self.ledger, self.adapters, **tags)
         if self.config.diversity.enabled:
             with self.ledger.stage(k, "diversity", "test"):
                 self.diversity.run(k, records)
+        for scoring in self.config.extra_scorings:
+            rows += evaluate(self.debates, self.test_task, k, scoring, self.ledger, self.adapters, **tags)[1]
         return rows
 
     def collect(self, k: int) -> tuple[dict[str, list[dict]], list[dict]]:

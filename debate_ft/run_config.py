@@ -22,6 +22,7 @@ from debate_ft.runs import LOCK, recover, write_text
 # is not: one method's datasets, adapters and metrics rows would be read as another's.
 VOLATILE = (
     "method",
+    "extra_scorings",  # adds test debates, changes none already made
     "iterations",
     "run",
     "backend.threads",

@@ -70,6 +70,25 @@ def test_a_finished_run_is_not_repeated(tiny_model_dir, tmp_path):
     assert (tmp_path / "run" / "iter1" / "adapters" / "gen0").stat().st_mtime_ns == stamp
 
 
+def test_extra_scorings_added_to_a_finished_run_debate_only_what_is_missing(tiny_model_dir, tmp_path):
+    run = tmp_path / "run"
+    run_in_process(tiny_model_dir, run, "iterations=1")
+    stamp = (run / "iter1" / "adapters" / "gen0").stat().st_mtime_ns
+    metrics = run_in_process(tiny_model_dir, run, "iterations=1", "extra_scorings=[self_consistency]")
+    assert (run / "iter1" / "adapters" / "gen0").stat().st_mtime_ns == stamp  # nothing trained again
+    consistency = metrics[metrics["method"] == "self_consistency"]
+    assert list(consistency["iteration"]) == [0, 1] and set(consistency["agents"]) == {4}  # N x M = 2 x 2 samples
+    assert set(consistency["ft_method"]) == {"multiagent_ft"} and set(consistency["n"]) == {4}
+    for k in (0, 1):
+        records = read_records(run / f"iter{k}" / "test_4x1.jsonl")
+        assert len(records) == 4 and {len(record["turns"]) for record in records} == {4}
+    compute = pd.read_csv(run / "compute.csv")
+    whole = compute[(compute["agent"] == "all") & (compute["split"] == "test")]
+    stages = whole.groupby("iteration")["stage"].apply(set).tolist()
+    assert all({"debate", "debate:self_consistency"} <= found for found in stages)  # seconds kept apart
+    assert (consistency["seconds_debate"] > 0).all()
+
+
 def start(args, **kwargs):
     """The CLI started in a subprocess, to be waited for or killed."""
     return subprocess.Popen(

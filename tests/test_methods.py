@@ -171,6 +171,8 @@ FAKE = ["+dataset=arithmetic", "backend=fake", "dataset.test_size=3", "dataset.t
         (["iterate", "ft_method=debate"], "ft_method must be star, majority_ft"),
         (["flow", "ft_method=star"], "ft_method is for iterate: `flow` trains its nodes"),
         (["flow", "method=base"], "method=base is evaluate's setting: flow scores answers"),
+        (["evaluate", "extra_scorings=[base]"], "extra_scorings is for iterate (got ['base']); `evaluate` scores one"),
+        (["iterate", "extra_scorings=[all]"], "extra_scorings: ['all'] are not among"),
     ],
 )
 def test_each_setting_belongs_to_its_command(argv, message, tmp_path, capsys):

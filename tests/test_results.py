@@ -82,6 +82,51 @@ def test_comparisons_are_paired_on_the_same_questions():
     assert not any("majority" in a.lower() and "it1" in a for a, _ in pairs.index)
 
 
+def test_seeds_fill_one_cell_with_mean_and_range_and_each_claim_is_made_per_seed_and_pooled():
+    frame = pd.DataFrame(
+        [metric("s0", 0, "debate", 0.2, seed=0), metric("s1", 0, "debate", 0.4, seed=1)]
+        + [metric("s0", 1, "debate", 0.5, seed=0), metric("s1", 1, "debate", 0.6, seed=1)]
+        + [metric("s0-again", 1, "debate", 0.9, seed=0)]  # a second run of seed 0: the first one's is kept
+    )
+    long = results.results(frame)
+    assert sorted(long["seed"]) == [0, 0, 1, 1]
+    wide = results.wide(long)
+    assert wide.loc["Debate", "arithmetic it0"] == "0.300 (0.200-0.400; 2 seeds, n=10 each, 100 tok/q)"
+    assert wide.loc["Multiagent FT (ours)", "arithmetic it1"].startswith("0.550 (0.500-0.600; 2 seeds")
+    seed0 = [1, 0, 0, 0]
+    seed1 = [1, 1, 0, 0]
+    cells = [("s0", 0, seed0, [1, 1, 1, 0]), ("s1", 1, seed1, [1, 1, 0, 0])]  # ours gains 2 at seed 0, 0 at seed 1
+    rows = []
+    for run, seed, debate, ours in cells:
+        rows += [{**row, "seed": seed} for row in outcomes(run, 0, "debate", debate) + outcomes(run, 1, "debate", ours)]
+    pairs = results.comparisons(pd.DataFrame(rows))
+    assert list(pairs["seed"]) == [0, 1, "pooled"]
+    assert list(pairs["difference"]) == pytest.approx([0.5, 0.0, 0.25]) and list(pairs["n"]) == [4, 4, 8]
+    assert list(pairs["a_only"]) == [2, 0, 2]
+
+
+def test_self_consistency_of_a_fine_tuned_society_sits_below_its_debate_with_its_cost():
+    frame = pd.DataFrame(
+        [
+            metric("ours", 0, "debate", 0.5),
+            metric("ours", 0, "self_consistency", 0.4),
+            metric("ours", 1, "debate", 0.6),
+            {**metric("ours", 1, "self_consistency", 0.7), "gen_tokens": 3500},
+            metric("single", 1, "debate", 0.5, "single_agent_ft"),
+        ]
+    )
+    long = results.results(frame)
+    assert list(dict.fromkeys(long["row"])) == [
+        "Self-consistency",
+        "Debate",
+        "Single-agent FT",
+        "Multiagent FT (ours)",
+        "Multiagent FT (ours), self-consistency",
+    ]
+    consistency = long[long["row"] == "Multiagent FT (ours), self-consistency"].iloc[0]
+    assert consistency["tokens_per_question"] == 350 and consistency["accuracy_per_1k_tokens"] == pytest.approx(2.0)
+
+
 def test_markdown_is_a_github_table():
     text = results.markdown(pd.DataFrame({"x": [0.5], "y": ["a"]}), index=False)
     assert text.splitlines() == ["| x | y |", "| --- | --- |", "| 0.500 | a |"]
