@@ -4,7 +4,8 @@ import json
 import math
 
 import pytest
-from musique_rows import row, task, write
+from helpers import musique_task as task
+from helpers import write_jsonl as write
 
 from debate_ft.config import DatasetConfig
 from debate_ft.errors import ConfigError, DataError
@@ -19,6 +20,7 @@ from debate_ft.tasks.musique import (
     support_f1,
     token_f1,
 )
+from debate_ft.testing import musique_row as row
 
 
 def test_normalisation_drops_case_punctuation_articles_and_spaces():
@@ -59,6 +61,11 @@ def test_short_answer_reads_the_first_line_without_labels():
     assert short_answer("Answer: Paris.\nBecause the documents say so.") == "Paris"
     assert short_answer("\n  The answer is Ada Lovelace\n") == "Ada Lovelace"
     assert short_answer("   ") == ""
+    # the 135M model's favourite opening (issue 23's runs) left "to the question is: X" behind
+    assert short_answer("The answer to the question is: Marie Curie.") == "Marie Curie"
+    assert short_answer("The final answer to this question is Paris") == "Paris"
+    assert short_answer("Answer to the question: 1893") == "1893"
+    assert short_answer("Answers vary") == "Answers vary"  # a word that merely starts with "answer" stays
 
 
 def test_score_counts_answers_on_answerable_questions_and_sufficiency_on_all(tmp_path):

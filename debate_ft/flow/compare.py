@@ -52,6 +52,7 @@ def comparisons(runs: list[tuple[str, Path]], seed: int = 0) -> list[dict]:
             a = [before[i][measure] for i in ids]
             b = [after[i][measure] for i in ids]
             low, high = paired_bootstrap(b, a, derive_seed(seed, label, measure))
+            trained, trained_se = mean_stderr(b)
             rows.append(
                 {
                     "run": label,
@@ -59,8 +60,8 @@ def comparisons(runs: list[tuple[str, Path]], seed: int = 0) -> list[dict]:
                     "measure": measure,
                     "n": len(ids),
                     "A": mean_stderr(a)[0],
-                    "trained": mean_stderr(b)[0],
-                    "trained_se": mean_stderr(b)[1],
+                    "trained": trained,
+                    "trained_se": trained_se,
                     "difference": (sum(b) - sum(a)) / len(ids),
                     "ci_low": low,
                     "ci_high": high,
@@ -75,7 +76,11 @@ def progressive_second_half(label: str, folder: Path) -> dict:
     greedy = [r for r in read_records(RunDir(folder).train_trace) if r["kind"] == "greedy"]
     half = [r["reward"] for r in greedy if r["episode"] >= len(greedy) // 2]
     mean, se = mean_stderr(half)
-    return {"run": label, "episodes": len(greedy), "measure": "progressive_f1_2nd_half", "n": len(half)} | {
+    return {
+        "run": label,
+        "episodes": len(greedy),
+        "measure": "progressive_f1_2nd_half",
+        "n": len(half),
         "trained": mean,
         "trained_se": se,
     }

@@ -82,10 +82,14 @@ class Episode:
         changed = replace(self.visits[index], output=output, alternative=alternative)
         return Episode(self.question, [*self.visits[:index], changed], deviation=(index, alternative))
 
+    def raw_answer(self) -> str:
+        """The final node's short answer, as the model wrote it."""
+        return short_answer(self.output("final") or "")
+
     def prediction(self, extractive: bool = False) -> dict:
         """What the evaluator scores; `extractive`: an answer found in no scratchpad paragraph is cut to its
         longest word span that one holds (the author's force_extractive at evaluation)."""
-        answer = short_answer(self.output("final") or "")
+        answer = self.raw_answer()
         if extractive:
             paragraphs = {p.idx: p.text for p in self.question.meta["paragraphs"]}
             answer = extractive_answer(answer, [paragraphs[idx] for idx in self.scratchpad()])
@@ -110,7 +114,7 @@ class Episode:
 
     def record(self, extractive: bool = False, **extra) -> dict:
         question, prediction = self.question, self.prediction(extractive)
-        raw = {"raw_answer": self.prediction()["answer"]} if extractive else {}
+        raw = {"raw_answer": self.raw_answer()} if extractive else {}
         return {
             "id": question.id,
             "question": question.text,

@@ -25,7 +25,9 @@ HUB_REPO = "voidful/MuSiQue"  # a hub mirror of the official release files (ans 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = set(string.punctuation)
 UNANSWERABLE_SUFFIX = "#unanswerable"  # MuSiQue-Full's unanswerable twin shares its answerable question's id
-_ANSWER_LABEL = re.compile(r"^(the\s+)?(final\s+)?(short\s+)?answer(\s+is)?\s*[:\-]?\s*", re.IGNORECASE)
+_ANSWER_LABEL = re.compile(
+    r"^(the\s+)?(final\s+)?(short\s+)?answer\b(\s+to\s+(the|this|your)\s+question)?(\s+is)?\s*[:\-]?\s*", re.IGNORECASE
+)
 
 
 def normalize_answer(text: str) -> str:
