@@ -34,9 +34,12 @@ import torch
 
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
+from debate_ft.chat import reply_ids
 from debate_ft.config import DatasetConfig, FlowConfig, GenerationConfig, ModelConfig, TrainConfig
-from debate_ft.models import host, reply_ids, save_tiny_model, set_threads
+from debate_ft.devices import set_threads
+from debate_ft.models import host
 from debate_ft.tasks import get_task
+from debate_ft.testing import musique_row, save_tiny_model
 
 SIX = 6  # adapters mixed in the (b), (d) and (g) rows: 2N for N = 3 agents
 
@@ -108,7 +111,8 @@ import json, resource, sys
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import GenerationConfig, ModelConfig
-from debate_ft.models import host, save_tiny_model, set_threads
+from debate_ft.devices import set_threads
+from debate_ft.models import host
 model, paths, threads, dtype = json.loads(sys.argv[1])
 set_threads(threads)
 backend = HFBackend(host(ModelConfig(**model), device="cpu", dtype=dtype), batch_size=16)
@@ -279,31 +283,6 @@ class Bench:
             times["choice"].append(middle - start)
             times["full"].append(time.perf_counter() - middle)
         return {name: statistics.median(values) for name, values in times.items()} | {"visits": visits}
-
-
-def musique_row(n: int) -> dict:
-    """A MuSiQue-format two-hop question with two gold and two distractor paragraphs."""
-    paragraphs = [
-        (f"Widget {n}", f"The widget {n} is made by Maker {n} in Springfield, a town on the river."),
-        (f"Maker {n}", f"Maker {n} was founded by Ada Lovelace {n} in the year 18{n}0."),
-        ("Weather", "It often rains in autumn and the rivers rise over their banks."),
-        ("Cooking", "Bread needs flour, water, salt and yeast, and a hot oven."),
-    ]
-    return {
-        "id": f"2hop__{n}_{n + 100}",
-        "paragraphs": [
-            {"idx": i, "title": title, "paragraph_text": text, "is_supporting": i < 2}
-            for i, (title, text) in enumerate(paragraphs)
-        ],
-        "question": f"Who founded the maker of widget {n}?",
-        "question_decomposition": [
-            {"id": 1, "question": f"widget {n} >> manufacturer", "answer": f"Maker {n}", "paragraph_support_idx": 0},
-            {"id": 2, "question": "Who founded #1?", "answer": f"Ada Lovelace {n}", "paragraph_support_idx": 1},
-        ],
-        "answer": f"Ada Lovelace {n}",
-        "answer_aliases": [],
-        "answerable": True,
-    }
 
 
 def main(argv: list[str] | None = None) -> dict:

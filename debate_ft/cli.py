@@ -146,7 +146,7 @@ def composition_message(error: Exception, argv: list[str]) -> str:
 
 def write_error_log(text: str) -> Path | None:
     """Append a traceback to error.log in the run directory, else in $DEBATE_FT_CACHE/logs; its path."""
-    from debate_ft.models import cache_dir
+    from debate_ft.model_files import cache_dir
 
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     entry = f"--- {stamp} python -m debate_ft {' '.join(sys.argv[1:])}\n{text}\n"

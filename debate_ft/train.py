@@ -25,9 +25,10 @@ from datasets import Dataset
 from tqdm.auto import trange
 
 from debate_ft.backends.gathered import GatheredLoRA
+from debate_ft.chat import with_system
 from debate_ft.config import TrainConfig
 from debate_ft.errors import ModelError, TrainingError
-from debate_ft.models import HostedModel, with_system
+from debate_ft.models import HostedModel
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.cli import CONF_DIR
 from debate_ft.config import Config, ModelConfig, load
-from debate_ft.models import host, save_tiny_model
+from debate_ft.models import host
+from debate_ft.testing import save_tiny_model
 
 CLI = [sys.executable, "-m", "debate_ft"]
 

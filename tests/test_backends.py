@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 from fakes import arithmetic_agents
+from helpers import error_line, run
 
-from debate_ft import cli
 from debate_ft.backends import Backend, Request, Trainable, fake
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import OpenAIBackend
 from debate_ft.backends.vllm import VLLMBackend
+from debate_ft.chat import prompt_ids
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import GenerationConfig
-from debate_ft.models import prompt_ids
 
 PROTOCOL = [name for name, value in vars(Backend).items() if not name.startswith("_") and callable(value)]
 QUESTION = [{"role": "user", "content": "What is 2+3?"}]
@@ -136,7 +136,7 @@ def test_the_tests_arithmetic_agents_run_on_the_package_fake():
 )
 def test_a_bad_script_is_one_line(script, needles, tmp_path, capsys):
     argv = ["evaluate", "+dataset=arithmetic", "backend=fake", f"backend.script={script}", "dataset.test_size=2"]
-    assert cli.main([*argv, f"run.root={tmp_path}"]) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and all(needle in errors[0] for needle in needles), errors
+    code, output = run([*argv, f"run.root={tmp_path}"], capsys)
+    error = error_line(output)
+    assert code == 2 and all(needle in error for needle in needles), error
     assert not list(tmp_path.rglob("*.jsonl"))

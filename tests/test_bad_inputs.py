@@ -15,19 +15,15 @@ import struct
 from pathlib import Path
 
 import pytest
+from helpers import error_line, gsm_rows, run, write_jsonl
 
 from debate_ft import cli
+from debate_ft.testing import musique_row
 
 pytestmark = pytest.mark.timeout(120)  # a hang fails the case instead of the suite
 
 SMALL_HF = ["dataset.test_size=2"]
 FAKE = ["backend=fake", "dataset.test_size=3", "dataset.train_size=3", "agents.n=2"]
-
-
-def run(argv: list[str], capsys) -> tuple[int, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out + err
 
 
 def written_results(root: Path) -> list[str]:
@@ -48,30 +44,10 @@ def check_clean(code: int, output: str, expected_code: int, needles: list[str], 
     """The case's outcome is clean; `before` lists the result files that existed before the command."""
     assert "Traceback" not in output, output
     assert code == expected_code, output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
+    error = error_line(output)
     for needle in needles:
-        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+        assert needle in error, f"{needle!r} not in {error!r}"
     assert sorted(written_results(root)) == sorted(before)
-
-
-def write_jsonl(path: Path, rows) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
-    return path
-
-
-def gsm_rows(n=12):
-    return [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(n)]
-
-
-def musique_row(i: int, **change) -> dict:
-    paragraphs = [
-        {"idx": j, "title": f"T{j}", "paragraph_text": f"Paragraph {j} of {i}.", "is_supporting": j == 0}
-        for j in range(3)
-    ]
-    row = {"id": f"q{i}", "question": f"Who {i}?", "answer": f"A{i}", "answer_aliases": [], "answerable": True}
-    return {**row, "paragraphs": paragraphs, **change}
 
 
 # ---------------------------------------------------------------- cases: (id, setup) where
@@ -441,7 +417,7 @@ def musique_rows(tmp: Path, rows: list[dict]) -> tuple[list[str], Path]:
 def musique(tmp: Path, bad: dict) -> tuple[list[str], Path]:
     """Twelve good rows, then one test-split row with the fields of `bad` (line 13)."""
     return musique_rows(
-        tmp, [musique_row(i) for i in range(12)] + [musique_row(99, id=id_on_the_test_side("bad"), **bad)]
+        tmp, [musique_row(i) for i in range(12)] + [{**musique_row(99, id=id_on_the_test_side("bad")), **bad}]
     )
 
 

@@ -9,8 +9,9 @@ from transformers import DynamicCache
 
 from debate_ft.backends import Request, decoding
 from debate_ft.backends.hf import BASE, HFBackend
+from debate_ft.chat import prompt_ids
 from debate_ft.config import GenerationConfig
-from debate_ft.models import host, prompt_ids
+from debate_ft.models import host
 
 ADAPTERS = ("a", "b", "c", "d")
 

@@ -3,13 +3,15 @@
 import json
 
 import pytest
-from musique_rows import row, task, write
+from helpers import musique_task as task
+from helpers import write_jsonl as write
 from scripted_flow import make_flow, questions
 
 from debate_ft.config import FlowConfig
 from debate_ft.errors import ConfigError
 from debate_ft.flow.graph import Episode, Visit, active_nodes, search_query
 from debate_ft.flow.run import kept_by_hops
+from debate_ft.testing import musique_row as row
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """Flow runs against arm A (their own untrained evaluation), paired over test questions, from hand-made traces."""
 
-import json
-
 import pytest
+from helpers import write_jsonl as write
 
 from debate_ft.flow.compare import comparisons
 
@@ -17,11 +16,6 @@ def record(n: int, answer: str, support: list[int], rr: float | None, answerable
         "support": support,
         "support_rr": rr,
     }
-
-
-def write(path, records):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def test_a_run_is_paired_with_its_untrained_evaluation_question_by_question(tmp_path):

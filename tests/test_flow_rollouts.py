@@ -3,7 +3,8 @@
 import math
 
 import pytest
-from musique_rows import row, task, write
+from helpers import musique_task as task
+from helpers import write_jsonl as write
 from scripted_flow import greedy, make_flow
 
 from debate_ft.flow.rollouts import (
@@ -13,6 +14,7 @@ from debate_ft.flow.rollouts import (
     reward_gaps,
     rollouts,
 )
+from debate_ft.testing import musique_row as row
 
 GENERATIVE = ["query", "answer", "final"]
 

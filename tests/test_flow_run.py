@@ -3,11 +3,12 @@
 import pandas as pd
 import pytest
 from conftest import cli
-from musique_rows import row, write
+from helpers import write_jsonl as write
 
 import debate_ft.flow.run as flow_run
 from debate_ft.config import BackendConfig, Config, DatasetConfig, FlowConfig, TrainConfig
 from debate_ft.runs import read_records
+from debate_ft.testing import musique_row as row
 
 TRAIN = 2
 

@@ -2,12 +2,14 @@
 and weights, and that reward-free mode yields none (it may read no gold)."""
 
 import pytest
-from musique_rows import row, task, write
+from helpers import musique_task as task
+from helpers import write_jsonl as write
 from scripted_flow import ScriptedBackend, greedy, make_flow, questions
 
 from debate_ft.config import FlowConfig
 from debate_ft.flow.graph import NODES, Flow
 from debate_ft.flow.signals import supervised_pairs
+from debate_ft.testing import musique_row as row
 
 
 @pytest.fixture

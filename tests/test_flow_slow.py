@@ -2,10 +2,11 @@
 
 import pandas as pd
 import pytest
-from musique_rows import row, write
+from helpers import write_jsonl as write
 
 from debate_ft.config import BackendConfig, Config, DatasetConfig, FlowConfig
 from debate_ft.flow.run import flow
+from debate_ft.testing import musique_row as row
 
 pytestmark = pytest.mark.slow
 

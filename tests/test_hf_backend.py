@@ -109,26 +109,26 @@ def test_scoring_keeps_its_logits_within_the_memory_budget(tiny_model_config, ra
 
 
 def test_fast_dtype_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch):
-    from debate_ft import models
+    from debate_ft import devices
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation: True)
-    monkeypatch.setattr(models, "cpu_has_bfloat16", lambda: False)
-    assert models.pick_dtype("fast", cpu) == torch.float32 and models.pick_dtype("fast", gpu) == torch.bfloat16
-    monkeypatch.setattr(models, "cpu_has_bfloat16", lambda: True)
-    assert models.pick_dtype("fast", cpu) == torch.bfloat16
-    assert models.pick_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: False)
+    assert devices.pick_dtype("fast", cpu) == torch.float32 and devices.pick_dtype("fast", gpu) == torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: True)
+    assert devices.pick_dtype("fast", cpu) == torch.bfloat16
+    assert devices.pick_dtype("auto", cpu) == torch.float32
 
 
 def test_a_gpu_without_bfloat16_gets_float16_or_a_clear_error(monkeypatch):
-    from debate_ft import models
+    from debate_ft import devices
     from debate_ft.errors import ModelError
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation: False)  # a V100 or a T4
     gpu = torch.device("cuda")
-    assert models.pick_dtype("auto", gpu) == models.pick_dtype("fast", gpu) == torch.float16
+    assert devices.pick_dtype("auto", gpu) == devices.pick_dtype("fast", gpu) == torch.float16
     with pytest.raises(ModelError, match="has no bfloat16"):
-        models.pick_dtype("bfloat16", gpu)
+        devices.pick_dtype("bfloat16", gpu)
 
 
 def test_replies_end_at_every_end_of_turn_id_the_generation_config_names(tiny_model_config):

@@ -23,8 +23,10 @@ import pandas as pd
 import pytest
 from conftest import tiny_run
 from fakes import AGENTS
-from musique_rows import row, write
+from helpers import write_jsonl as write
 from snapshots import snapshot
+
+from debate_ft.testing import musique_row as row
 
 LAUNCHER = Path(__file__).with_name("kill_points.py")
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_config
+from helpers import error_line, run
 from snapshots import snapshot
 
-from debate_ft import cli
 from debate_ft.config import to_dict
 from debate_ft.errors import ConfigError
 from debate_ft.label import AgentSets
@@ -143,18 +143,6 @@ def test_an_old_run_resumes_with_its_fine_tuning_method_only(tmp_path):
     with pytest.raises(ConfigError, match="ft_method=star, not ft_method=multiagent_ft"):
         prepare_run_dir(tmp_path, {"method": "all", "ft_method": "multiagent_ft", "seed": 0})
     prepare_run_dir(tmp_path, {"method": "all", "ft_method": "star", "seed": 0})
-
-
-def run(argv, capsys) -> tuple[int, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out + err
-
-
-def error_line(output: str) -> str:
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in output, output
-    return errors[0]
 
 
 FAKE = ["+dataset=arithmetic", "backend=fake", "dataset.test_size=3", "dataset.train_size=3", "agents.n=2"]

@@ -16,11 +16,12 @@ from fastapi.responses import JSONResponse
 
 from debate_ft.backends import Backend, LogprobsUnsupported, Request
 from debate_ft.backends.openai import OpenAIBackend
+from debate_ft.chat import prompt_ids
 from debate_ft.config import BackendConfig, DatasetConfig, GenerationConfig
 from debate_ft.debate import Debate
 from debate_ft.diversity import measure
 from debate_ft.methods import Society
-from debate_ft.models import load_tokenizer, prompt_ids
+from debate_ft.models import load_tokenizer
 from debate_ft.tasks import get_task
 
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from helpers import write_jsonl
 
 from debate_ft.config import DatasetConfig
 from debate_ft.errors import DataError
@@ -8,12 +9,7 @@ from debate_ft.tasks import get_task
 from debate_ft.tasks.arithmetic import evaluate
 
 
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def gsm_rows(n, offset=0):
+def gsm_rows_in_thousands(n, offset=0):
     return [
         {"question": f"Q{i}: how many?", "answer": f"work...\n#### {1000 * i:,}"} for i in range(offset, offset + n)
     ]
@@ -24,8 +20,8 @@ def task(name, **kwargs):
 
 
 def test_gsm_reads_official_format_and_strips_thousands(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", gsm_rows(5))
-    write_jsonl(tmp_path / "test.jsonl", gsm_rows(3, offset=10))
+    write_jsonl(tmp_path / "train.jsonl", gsm_rows_in_thousands(5))
+    write_jsonl(tmp_path / "test.jsonl", gsm_rows_in_thousands(3, offset=10))
     test = task("gsm", path=str(tmp_path), test_size=10).load("test")
     assert sorted(q.gold for q in test) == ["10000", "11000", "12000"]
     train = task("gsm", path=str(tmp_path), train_size=2).load("train")
@@ -33,7 +29,7 @@ def test_gsm_reads_official_format_and_strips_thousands(tmp_path):
 
 
 def test_single_file_is_split_without_overlap(tmp_path):
-    path = write_jsonl(tmp_path / "all.jsonl", gsm_rows(200))
+    path = write_jsonl(tmp_path / "all.jsonl", gsm_rows_in_thousands(200))
     config = dict(path=str(path), train_size=1000, test_size=1000)
     train, test = task("gsm", **config).load("train"), task("gsm", **config).load("test")
     assert len(train) + len(test) == 200 and 20 < len(test) < 60
@@ -42,20 +38,20 @@ def test_single_file_is_split_without_overlap(tmp_path):
 
 def test_malformed_line_names_file_and_line(tmp_path):
     path = tmp_path / "test.jsonl"
-    path.write_text(json.dumps(gsm_rows(1)[0]) + "\n{not json\n")
+    path.write_text(json.dumps(gsm_rows_in_thousands(1)[0]) + "\n{not json\n")
     with pytest.raises(DataError, match=r"test.jsonl:2: malformed JSON"):
         task("gsm", path=str(tmp_path)).load("test")
 
 
 def test_missing_field_is_named(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", gsm_rows(1))
+    write_jsonl(tmp_path / "train.jsonl", gsm_rows_in_thousands(1))
     write_jsonl(tmp_path / "test.jsonl", [{"question": "no answer field"}])
     with pytest.raises(DataError, match="test.jsonl:1: missing field answer"):
         task("gsm", path=str(tmp_path)).load("test")
 
 
 def test_gsm_answer_without_marker_is_an_error(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", gsm_rows(1))
+    write_jsonl(tmp_path / "train.jsonl", gsm_rows_in_thousands(1))
     write_jsonl(tmp_path / "test.jsonl", [{"question": "q", "answer": "42"}])
     with pytest.raises(DataError, match="####"):
         task("gsm", path=str(tmp_path)).load("test")

@@ -12,7 +12,8 @@ import torch
 from debate_ft.backends import Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
-from debate_ft.models import host, model_dir
+from debate_ft.model_files import model_dir
+from debate_ft.models import host
 
 pytestmark = pytest.mark.vllm
 

@@ -121,6 +121,11 @@ class Slots:
         for layer in self.cache.layers:
             layer.set(layer.key_buffer, layer.value_buffer, length)
 
+    def advance(self) -> None:
+        """After a step: the clock and every slot's position move one column on."""
+        self._resize(self.length + 1)
+        self.position += 1
+
     def make_room(self) -> None:
         """Before a step: when the column clock is at the end, drop the columns every live row has left behind."""
         if self.length >= self.columns:
@@ -171,78 +176,118 @@ def sample(
     `groups`: one key per prompt, equal for rows that run the same weights (None: all do); prefill work is shared
     only within a group. `observe(requests, logits)`, if given, sees each admission's first-token logits (scoring
     a reply's first token reads them)."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    generated: list[list[int]] = [[] for _ in prompts]
+    draws = Draws(len(prompts), max_new_tokens, temperature, top_p, stop_token_ids, seed, progress)
     group = list(groups) if groups is not None else [None] * len(prompts)
-    key = [(g, tuple(p)) for g, p in zip(group, prompts)]
-    # pop() = shortest; identical prompts are adjacent, so they tend to be admitted together
-    waiting = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), key[i][1]), reverse=True)
     columns = max((len(p) for p in prompts), default=0) + max_new_tokens + SLACK
+    decoder = Decoder(forward, prompts, group, pad_token_id, columns, device, draws)
+    # pop() = shortest; identical prompts are adjacent, so they tend to be admitted together
+    waiting = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), decoder.key[i][1]), reverse=True)
     slots: Slots | None = None
-    shared = _shared_prefix(prompts) if len(set(group)) < len(prompts) else 0  # worth it if a group has 2 rows
-    shared = shared if shared >= MIN_SHARED else 0
-    if shared:  # the prefix's keys and values, one row per group, computed under a request of that group
-        representative = {g: i for i, g in enumerate(group)}
-        prefix_row = {g: row for row, g in enumerate(representative)}
-        ids = torch.tensor([prompts[0][:shared]] * len(representative), device=device)
-        prefix = DynamicCache()
-        positions = torch.arange(shared, device=device).expand_as(ids)
-        forward(ids, torch.ones_like(ids), positions, prefix, torch.tensor([*representative.values()], device=device))
-
-    def record(requests: list[int], logits: torch.Tensor) -> list[bool]:
-        """Sample one token per row; whether each row is done."""
-        tokens = nucleus_sample(logits, temperature, top_p, generator).tolist()
-        done = []
-        for request, token in zip(requests, tokens):
-            generated[request].append(token)
-            done.append(token in stop_token_ids or len(generated[request]) >= max_new_tokens)
-        if progress:
-            progress(sum(done))
-        return done
-
     while waiting or (slots is not None and len(slots.live())):
         free = list(range(min(batch_size, len(prompts)))) if slots is None else slots.free()
         if waiting and free:  # prefill newcomers into the free slots; their first token comes from the prefill
             requests = [waiting.pop() for _ in free[: len(waiting)]]
-            distinct: dict[tuple, int] = {}  # identical prompts of one group are prefilled once, then copied
-            copy = [distinct.setdefault(key[i], len(distinct)) for i in requests]
-            unique = [requests[copy.index(row)] for row in range(len(distinct))]
-            cache = DynamicCache()
-            if shared:
-                index = torch.tensor([prefix_row[group[i]] for i in unique], device=device)
-                for number, layer in enumerate(prefix.layers):
-                    cache.update(layer.keys[index], layer.values[index], number)
-            ids, mask = _left_pad([prompts[i][shared:] for i in unique], pad_token_id, device)
-            positions = (shared + mask.cumsum(-1) - 1).clamp(min=shared)
-            mask = torch.cat([mask.new_ones(len(unique), shared), mask], 1)  # the prefix columns come first
-            logits = forward(ids, mask, positions, cache, torch.tensor(unique, device=device))
-            copy = torch.tensor(copy, device=device)
-            if observe:
-                observe(requests, logits[copy])
-            cache.reorder_cache(copy)
-            if slots is None:
-                slots = Slots(cache, len(free), columns, device)
-            slots.admit(free[: len(requests)], torch.tensor(requests, device=device), cache, mask[copy])
-            for slot, done in zip(free, record(requests, logits[copy])):
-                if done:
-                    slots.request[slot] = -1
+            slots = decoder.admit(requests, free, slots, observe)
             continue  # refill the slots that just finished, if any
-        live = slots.live()
-        if len(live) < len(slots.request):
-            slots.compact()
-            live = slots.live()
-        slots.make_room()
-        tokens = torch.tensor([generated[r][-1] for r in slots.request.tolist()], device=device)
-        slots.mask[:, slots.length] = 1
-        logits = forward(
-            tokens[:, None], slots.mask[:, : slots.length + 1], slots.position[:, None], slots.cache, slots.request
-        )
-        slots._resize(slots.length + 1)
-        slots.position += 1
-        for slot, done in enumerate(record(slots.request.tolist(), logits)):
+        decoder.step(slots)
+    return draws.generated
+
+
+class Draws:
+    """Each request's generated tokens, drawn one per row from a seeded generator, and when it is done."""
+
+    def __init__(
+        self,
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop_token_ids: Collection[int],
+        seed: int,
+        progress: Callable[[int], None] | None,
+    ):
+        self.generated: list[list[int]] = [[] for _ in range(n)]
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        self.stop_token_ids, self.progress = stop_token_ids, progress
+
+    def record(self, requests: list[int], logits: torch.Tensor) -> list[bool]:
+        """Sample one token per row; whether each row is done."""
+        tokens = nucleus_sample(logits, self.temperature, self.top_p, self.generator).tolist()
+        done = []
+        for request, token in zip(requests, tokens):
+            self.generated[request].append(token)
+            done.append(token in self.stop_token_ids or len(self.generated[request]) >= self.max_new_tokens)
+        if self.progress:
+            self.progress(sum(done))
+        return done
+
+
+class Decoder:
+    """Prefills newcomers (after the prompts' shared prefix, prefilled once per group) and steps the batch."""
+
+    def __init__(self, forward: Forward, prompts, group: list, pad_token_id: int, columns: int, device, draws: Draws):
+        self.forward, self.prompts, self.group, self.pad, self.device, self.draws = (
+            forward, prompts, group, pad_token_id, device, draws
+        )  # fmt: skip
+        self.columns = columns  # of the slot cache: the longest prompt, max_new_tokens and SLACK
+        self.key = [(g, tuple(p)) for g, p in zip(group, prompts)]
+        shared = _shared_prefix(prompts) if len(set(group)) < len(prompts) else 0  # worth it if a group has 2 rows
+        self.shared = shared if shared >= MIN_SHARED else 0
+        if self.shared:
+            self._prefill_prefix()
+
+    def _prefill_prefix(self) -> None:
+        """The shared prefix's keys and values, one row per group, computed under a request of that group."""
+        representative = {g: i for i, g in enumerate(self.group)}
+        self.prefix_row = {g: row for row, g in enumerate(representative)}
+        ids = torch.tensor([self.prompts[0][: self.shared]] * len(representative), device=self.device)
+        self.prefix = DynamicCache()
+        positions = torch.arange(self.shared, device=self.device).expand_as(ids)
+        rows = torch.tensor([*representative.values()], device=self.device)
+        self.forward(ids, torch.ones_like(ids), positions, self.prefix, rows)
+
+    def admit(self, requests: list[int], free: list[int], slots: Slots | None, observe) -> Slots:
+        """Prefill `requests` into the `free` slots (None: the first admission makes them); identical prompts of one
+        group are prefilled once, then copied. The slots, with the newcomers' first tokens drawn."""
+        distinct: dict[tuple, int] = {}
+        copy = [distinct.setdefault(self.key[i], len(distinct)) for i in requests]
+        unique = [requests[copy.index(row)] for row in range(len(distinct))]
+        cache = DynamicCache()
+        if self.shared:
+            index = torch.tensor([self.prefix_row[self.group[i]] for i in unique], device=self.device)
+            for number, layer in enumerate(self.prefix.layers):
+                cache.update(layer.keys[index], layer.values[index], number)
+        ids, mask = _left_pad([self.prompts[i][self.shared :] for i in unique], self.pad, self.device)
+        positions = (self.shared + mask.cumsum(-1) - 1).clamp(min=self.shared)
+        mask = torch.cat([mask.new_ones(len(unique), self.shared), mask], 1)  # the prefix columns come first
+        logits = self.forward(ids, mask, positions, cache, torch.tensor(unique, device=self.device))
+        copy = torch.tensor(copy, device=self.device)
+        if observe:
+            observe(requests, logits[copy])
+        cache.reorder_cache(copy)
+        if slots is None:
+            slots = Slots(cache, len(free), self.columns, self.device)
+        slots.admit(free[: len(requests)], torch.tensor(requests, device=self.device), cache, mask[copy])
+        for slot, done in zip(free, self.draws.record(requests, logits[copy])):
             if done:
                 slots.request[slot] = -1
-    return generated
+        return slots
+
+    def step(self, slots: Slots) -> None:
+        """One token for every live slot."""
+        if len(slots.live()) < len(slots.request):
+            slots.compact()
+        slots.make_room()
+        tokens = torch.tensor([self.draws.generated[r][-1] for r in slots.request.tolist()], device=self.device)
+        slots.mask[:, slots.length] = 1
+        logits = self.forward(
+            tokens[:, None], slots.mask[:, : slots.length + 1], slots.position[:, None], slots.cache, slots.request
+        )
+        slots.advance()
+        for slot, done in enumerate(self.draws.record(slots.request.tolist(), logits)):
+            if done:
+                slots.request[slot] = -1
 
 
 def _shared_prefix(prompts: Sequence[Sequence[int]]) -> int:

@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from debate_ft.backends import Completion, Message, Request
 from debate_ft.backends.decoding import sample
 from debate_ft.backends.gathered import GatheredLoRA
+from debate_ft.chat import prompt_ids, reply_ids, stop_token_ids
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
+from debate_ft.devices import set_threads
 from debate_ft.errors import ModelError
-from debate_ft.models import HostedModel, host, prompt_ids, reply_ids, set_threads, stop_token_ids
+from debate_ft.models import HostedModel, host
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 GQA_SWITCH = "TRANSFORMERS_SDPA_FORCE_GQA"

@@ -25,10 +25,11 @@ import openai
 from tqdm.auto import tqdm
 
 from debate_ft.backends import Completion, LogprobsUnsupported, Message, Request, first_token_logprobs
+from debate_ft.chat import prompt_ids, reply_ids, with_system
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
 from debate_ft.layout import adapter_iteration
-from debate_ft.models import load_tokenizer, prompt_ids, reply_ids, with_system
+from debate_ft.models import load_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from debate_ft.backends import Completion, Message, Request, first_token_logprobs
+from debate_ft.chat import prompt_ids, reply_ids
 from debate_ft.config import BackendConfig, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
-from debate_ft.models import load_tokenizer, model_dir, prompt_ids, reply_ids
+from debate_ft.model_files import model_dir
+from debate_ft.models import load_tokenizer
 
 
 def _import_vllm():
