@@ -25,6 +25,7 @@ ORDER = [*BASELINES.values(), *FINE_TUNED.values()]
 OURS = FINE_TUNED["multiagent_ft"]
 REFERENCES = (BASELINES["debate"], BASELINES["majority"])  # every row is compared with these, and with ours
 SELF_CONSISTENCY = SCORINGS["self_consistency"]
+CONSISTENCY_SUFFIX = ", " + SELF_CONSISTENCY.title.lower()  # a fine-tuned society's self-consistency row
 POOLED = "pooled"  # the seed column of a comparison made over every seed's questions together
 
 
@@ -42,7 +43,7 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame[frame["split"] == "test"].copy()
     ft_method = _present(frame, "ft_method").map(FINE_TUNED)
     baseline = frame["iteration"] == 0
-    consistency = (ft_method + ", " + SELF_CONSISTENCY.title.lower()).where(frame["method"] == SELF_CONSISTENCY.name)
+    consistency = (ft_method + CONSISTENCY_SUFFIX).where(frame["method"] == SELF_CONSISTENCY.name)
     fine_tuned = ft_method.where(frame["method"] == "debate", consistency)
     names = frame["method"].map(BASELINES).where(baseline, fine_tuned)
     # a fine-tuned society's self-consistency row goes right below its debate row
@@ -102,8 +103,9 @@ def wide(long: pd.DataFrame) -> pd.DataFrame:
 
 def comparisons(outcomes: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Every pair the table implies, on the questions both rows answered: each row vs Debate and vs Majority
-    (iteration 0 of the same dataset), and Multiagent FT vs every other row of its dataset; once per run seed,
-    and pooled over the seeds' questions where there are several."""
+    (iteration 0 of the same dataset), Multiagent FT vs every other row of its dataset, and a fine-tuned society's
+    self-consistency vs its own debate and the base society's self-consistency; once per run seed, and pooled over
+    the seeds' questions where there are several."""
     frame = _seeded(labelled(outcomes))
     first_run = frame.drop_duplicates(["row", "column", "seed"])[["row", "column", "seed", "run"]]
     frame = frame.merge(first_run, on=["row", "column", "seed", "run"])
@@ -111,10 +113,14 @@ def comparisons(outcomes: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     vectors = {(row, d, int(k)): group.set_index(["seed", "question_id"])["correct"] for (row, d, k), group in by_cell}
     lines, seen = [], set()
     for cell, a in vectors.items():
-        row, dataset, _ = cell
+        row, dataset, iteration = cell
         rivals = {(ref, dataset, 0) for ref in REFERENCES}
-        if row.startswith(OURS):
-            rivals |= {key for key in vectors if key[0] != row and key[1] == dataset}
+        if CONSISTENCY_SUFFIX in row:
+            rivals |= {(row.replace(CONSISTENCY_SUFFIX, ""), dataset, iteration), (SELF_CONSISTENCY.title, dataset, 0)}
+        elif row.startswith(OURS):
+            rivals |= {
+                key for key in vectors if key[0] != row and key[1] == dataset and CONSISTENCY_SUFFIX not in key[0]
+            }
         for rival in sorted(rivals - {cell}):
             pair = frozenset({cell, rival})
             if rival in vectors and pair not in seen and (found := _compare(a, vectors[rival], seed, cell, rival)):

@@ -125,6 +125,17 @@ def test_self_consistency_of_a_fine_tuned_society_sits_below_its_debate_with_its
     ]
     consistency = long[long["row"] == "Multiagent FT (ours), self-consistency"].iloc[0]
     assert consistency["tokens_per_question"] == 350 and consistency["accuracy_per_1k_tokens"] == pytest.approx(2.0)
+    cells = [(0, "debate"), (0, "self_consistency"), (1, "debate"), (1, "self_consistency"), (2, "self_consistency")]
+    rows = [row for k, method in cells for row in outcomes("ours", k, method, [1, 0, 1, 0])]
+    pairs = results.comparisons(pd.DataFrame(rows))
+    rivals = set(pairs[pairs["a"] == "Multiagent FT (ours), self-consistency (arithmetic it1)"]["b"])
+    # its own debate at the same iteration and the base society's self-consistency (plus the references), never
+    # another iteration's self-consistency
+    assert rivals == {
+        "Multiagent FT (ours) (arithmetic it1)",
+        "Self-consistency (arithmetic it0)",
+        "Debate (arithmetic it0)",
+    }
 
 
 def test_markdown_is_a_github_table():
