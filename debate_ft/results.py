@@ -131,7 +131,8 @@ def comparisons(outcomes: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 def _compare(a: pd.Series, b: pd.Series, seed: int, cell: tuple, rival: tuple) -> list[dict]:
     """Cells are (row, dataset, iteration), outcomes indexed by (seed, question); the pair is compared on the
-    questions both answered, per seed and, with several seeds, pooled."""
+    questions both answered, per seed and, with several seeds, pooled (its interval resamples questions, each
+    with its pairs from every seed that drew it)."""
     both = a.index.intersection(b.index)
     seeds = sorted(set(both.get_level_values("seed")))
     (row, where), (rival_row, rival_where) = _named(cell), _named(rival)
@@ -139,7 +140,10 @@ def _compare(a: pd.Series, b: pd.Series, seed: int, cell: tuple, rival: tuple) -
     lines = []
     for run_seed in [*seeds, POOLED] if len(seeds) > 1 else seeds:
         kept = both if run_seed == POOLED else both[both.get_level_values("seed") == run_seed]
-        result = compare(a[kept].tolist(), b[kept].tolist(), derive_seed(seed, row, where, rival_row, rival_where))
+        # seeds may draw the same question: pooled, it is resampled as one
+        clusters = kept.get_level_values("question_id") if run_seed == POOLED else None
+        bootstrap_seed = derive_seed(seed, row, where, rival_row, rival_where)
+        result = compare(a[kept].tolist(), b[kept].tolist(), bootstrap_seed, clusters)
         lines.append({**names, "seed": run_seed, **vars(result)})
     return lines
 

@@ -45,23 +45,36 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
 
 
 def paired_bootstrap(
-    a: Sequence[float], b: Sequence[float], seed: int, samples: int = BOOTSTRAP_SAMPLES
+    a: Sequence[float],
+    b: Sequence[float],
+    seed: int,
+    samples: int = BOOTSTRAP_SAMPLES,
+    clusters: Sequence | None = None,
 ) -> tuple[float, float]:
-    """Percentile 95% interval of mean(a - b) over questions resampled with replacement (pairs kept whole)."""
+    """Percentile 95% interval of mean(a - b) over questions resampled with replacement (pairs kept whole).
+    `clusters`: one key per pair; pairs of one key are resampled together (a question that several seeds asked
+    is one draw, not several independent ones)."""
     differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     rng = np.random.default_rng(seed)
-    means = differences[rng.integers(0, len(differences), size=(samples, len(differences)))].mean(axis=1)
+    if clusters is None:
+        means = differences[rng.integers(0, len(differences), size=(samples, len(differences)))].mean(axis=1)
+    else:
+        _, cluster = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+        sums, sizes = np.bincount(cluster, weights=differences), np.bincount(cluster)
+        picks = rng.integers(0, len(sums), size=(samples, len(sums)))
+        means = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
 
-def compare(a: Sequence[float], b: Sequence[float], seed: int = 0) -> Paired:
-    """Method a vs method b, outcome vectors aligned question by question (1 = correct)."""
+def compare(a: Sequence[float], b: Sequence[float], seed: int = 0, clusters: Sequence | None = None) -> Paired:
+    """Method a vs method b, outcome vectors aligned question by question (1 = correct); `clusters` as in
+    paired_bootstrap (McNemar's test still counts every pair)."""
     if len(a) != len(b) or not len(a):
         raise ValueError(f"paired outcomes need the same questions (got {len(a)} and {len(b)})")
     a_only = sum(1 for x, y in zip(a, b) if x and not y)
     b_only = sum(1 for x, y in zip(a, b) if y and not x)
-    low, high = paired_bootstrap(a, b, seed)
+    low, high = paired_bootstrap(a, b, seed, clusters=clusters)
     return Paired(
         n=len(a),
         difference=(sum(a) - sum(b)) / len(a),

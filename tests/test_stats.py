@@ -50,3 +50,16 @@ def test_pairs_keep_questions_together():
 def test_unequal_lengths_are_refused():
     with pytest.raises(ValueError, match="same questions"):
         compare([1, 0], [1])
+
+
+def test_a_clustered_bootstrap_resamples_a_question_with_all_its_pairs():
+    a = [1, 1, 1, 0, 0, 1, 0, 1, 0, 0] * 3
+    b = [0, 1, 0, 0, 1, 1, 0, 0, 0, 0] * 3
+    # one pair per cluster, clusters in order: exactly the plain bootstrap
+    singles = [f"q{i:02d}" for i in range(len(a))]
+    assert paired_bootstrap(a, b, seed=3, clusters=singles) == paired_bootstrap(a, b, seed=3)
+    # the same 10 questions asked three times (three seeds): 10 independent draws, not 30, so a wider interval
+    repeated = [f"q{i}" for i in range(10)] * 3
+    low, high = paired_bootstrap(a, b, seed=3, clusters=repeated)
+    naive_low, naive_high = paired_bootstrap(a, b, seed=3)
+    assert high - low > 1.4 * (naive_high - naive_low)
