@@ -36,6 +36,11 @@ def plant(point: str) -> None:
     def fire() -> None:
         os.kill(os.getpid(), signal.SIGINT if when == "sigint" else signal.SIGKILL)
 
+    if when == "sigint":
+        # as from a terminal: a process started by a non-interactive shell's background job inherits SIGINT
+        # ignored (the whole test run then does), and the Ctrl-C would be swallowed
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     import debate_ft.runs as runs
 
     if op == "replace":
