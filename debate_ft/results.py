@@ -137,12 +137,12 @@ def _compare(a: pd.Series, b: pd.Series, seed: int, cell: tuple, rival: tuple) -
     seeds = sorted(set(both.get_level_values("seed")))
     (row, where), (rival_row, rival_where) = _named(cell), _named(rival)
     names = {"a": f"{row} ({where})", "b": f"{rival_row} ({rival_where})"}
+    bootstrap_seed = derive_seed(seed, row, where, rival_row, rival_where)
     lines = []
     for run_seed in [*seeds, POOLED] if len(seeds) > 1 else seeds:
         kept = both if run_seed == POOLED else both[both.get_level_values("seed") == run_seed]
         # seeds may draw the same question: pooled, it is resampled as one
         clusters = kept.get_level_values("question_id") if run_seed == POOLED else None
-        bootstrap_seed = derive_seed(seed, row, where, rival_row, rival_where)
         result = compare(a[kept].tolist(), b[kept].tolist(), bootstrap_seed, clusters)
         lines.append({**names, "seed": run_seed, **vars(result)})
     return lines
