@@ -292,6 +292,11 @@ class TrainConfig:
     batch_size: int = _help("Examples per device step.", 4)
     grad_accum: int = _help("Gradient accumulation steps.", 1)
     max_length: int = _help("Longest tokenized conversation; longer ones are cut from the end.", 1024)
+    beta: float = _help(
+        "DPO's beta for preference pairs (ft_method=multiagent_dpo): larger keeps each adapter closer to its start "
+        "(its reference).",
+        0.1,
+    )
     critic_mix: float = _help("Fraction w of each critic set drawn from corrected turns (D_C-).", 0.5)
     critic_size: Optional[int] = _help("Critic examples per agent (None: as many as the data allows).")
     report_to: str = _help(
@@ -314,6 +319,7 @@ class TrainConfig:
             self.processes == 1 or self.loop == "joint",
             "train.processes > 1 shards the joint loop: set train.loop=joint",
         )
+        _check(self.beta > 0, f"train.beta must be > 0 (got {self.beta})")
         _check(0.0 <= self.critic_mix <= 1.0, f"train.critic_mix must be in [0, 1] (got {self.critic_mix})")
         size = self.critic_size
         _check(size is None or size >= 0, f"train.critic_size must be >= 0 (got {size})")
@@ -504,6 +510,10 @@ class Config:
             f"could not serve the adapters; raise backend.max_lora_rank to one of {', '.join(map(str, LORA_RANKS))}",
         )
         _check_choices(self, "")
+        _check(
+            not FINE_TUNINGS[self.ft_method].preference or self.train.loop == "joint",
+            f"ft_method={self.ft_method} trains preference pairs in the joint loop only: set train.loop=joint",
+        )
 
 
 ConfigStore.instance().store(name="debate_ft_schema", node=Config)

@@ -6,6 +6,9 @@ For agent i and a question with y_hat:
   D_C- (its round-1 answer != y_hat: it was corrected) and D_C+ (right all along).
 The critic set mixes a fraction w from D_C- and 1-w from D_C+ (seeded); a short side is taken whole and
 the other side fills the gap, and the shortfall is reported, never raised.
+Preference pairs (ft_method=multiagent_dpo), for agent i and a question where round 1 split on y_hat: its own
+round-1 answer against the next agent's (cyclically) that falls on the other side, both answers to the same
+prompt; the one that agrees with y_hat is chosen. An answer that does not parse counts as disagreeing.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from debate_ft.tasks import Task
-from debate_ft.transcript import Record, conversation, final_round
+from debate_ft.transcript import Record, Turn, conversation, final_round, round_turns
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ class AgentExamples:
     generator: list[dict] = field(default_factory=list)
     corrected: list[dict] = field(default_factory=list)  # D_C-
     kept: list[dict] = field(default_factory=list)  # D_C+
+    pairs: list[dict] = field(default_factory=list)  # its round-1 answer vs a rival's, the one agreeing chosen
 
 
 def _agrees(task: Task, answer: str | None, label: str | None) -> bool:
@@ -43,10 +47,12 @@ def split_by_agent(records: Sequence[Record], task: Task, agents: int) -> list[A
     for record in records:
         label = record.answer  # the majority of the last round: no ground truth is used
         last = final_round(record.turns)
-        for turn in record.turns:
-            if turn.round != 1:
-                continue
-            agent, first_right = turn.agent, _agrees(task, turn.answer, label)
+        first = round_turns(record.turns, 1)
+        agree = [_agrees(task, turn.answer, label) for turn in first]
+        for turn, first_right in zip(first, agree):
+            agent = turn.agent
+            if label is not None and (pair := preference_pair(record, first, agree, agent)):
+                data[agent].pairs.append(pair)
             if first_right:
                 data[agent].generator.append(example(record, agent, 1, "generator"))
             if last == 1:
@@ -56,6 +62,27 @@ def split_by_agent(records: Sequence[Record], task: Task, agents: int) -> list[A
                 side = data[agent].kept if first_right else data[agent].corrected
                 side.append(example(record, agent, last, "kept" if first_right else "corrected"))
     return data
+
+
+def preference_pair(record: Record, first: Sequence[Turn], agree: Sequence[bool], agent: int) -> dict | None:
+    """Agent `agent`'s round-1 answer and the next agent's (cyclically) on the other side of the label, as a
+    DPO example in TRL's conversational form (prompt, chosen, rejected); None when every agent falls on its side
+    or the rival answered another prompt (a persona system message)."""
+    own = first[agent]
+    rival = next((first[(agent + step) % len(first)] for step in range(1, len(first))
+                  if agree[(agent + step) % len(first)] != agree[agent]), None)  # fmt: skip
+    if rival is None or (rival.prompt, rival.system) != (own.prompt, own.system):
+        return None
+    chosen, rejected = (own, rival) if agree[agent] else (rival, own)
+    return {
+        "prompt": conversation([replace(own, response=None)], agent),
+        "chosen": [{"role": "assistant", "content": chosen.response}],
+        "rejected": [{"role": "assistant", "content": rejected.response}],
+        "question_id": record.id,
+        "agent": agent,
+        "rival": rival.agent,
+        "kind": "chosen" if agree[agent] else "rejected",  # which side the agent's own answer is
+    }
 
 
 def mix_critic(corrected: list, kept: list, w: float, size: int, rng: random.Random) -> tuple[list, str | None]:
@@ -79,6 +106,7 @@ class AgentSets:
     generator: list[dict]
     critic: list[dict]
     sizes: dict
+    pairs: list[dict] = field(default_factory=list)
 
 
 def agent_sets(data: list[AgentExamples], w: float, critic_size: int | None, seed: int) -> list[AgentSets]:
@@ -94,7 +122,8 @@ def agent_sets(data: list[AgentExamples], w: float, critic_size: int | None, see
             "corrected": len(examples.corrected),
             "kept": len(examples.kept),
             "critic": len(critic),
+            "pairs": len(examples.pairs),
             "critic_note": note or "",
         }
-        sets.append(AgentSets(examples.generator, critic, sizes))
+        sets.append(AgentSets(examples.generator, critic, sizes, examples.pairs))
     return sets

@@ -53,6 +53,7 @@ class AgentSets(Protocol):
 
     generator: list[dict]
     critic: list[dict]
+    pairs: list[dict]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class FineTuning:
     help: str
     plan: str = OWN
     critics: bool = True  # an OWN plan trains crit<i> and the critics speak with it (False: base-model critics)
+    preference: bool = False  # an OWN plan trains gen<i> by DPO on agent i's preference pairs, not SFT
     agent_ids: bool = False  # a system message tells each agent its role and index (training and debate)
     summarize: bool | None = None  # forces debate.summarize (None: the config's)
     labels: Labelling = DEBATE_MAJORITY
@@ -122,7 +124,7 @@ class FineTuning:
         if self.plan != OWN:
             learners = sets[:1] if self.plan == FIRST else sets
             return {SHARED: [example for s in learners for example in s.generator + s.critic]}
-        plan = {generator(i): s.generator for i, s in enumerate(sets)}
+        plan = {generator(i): s.pairs if self.preference else s.generator for i, s in enumerate(sets)}
         if self.critics:
             plan.update({critic(i): s.critic for i, s in enumerate(sets)})
         return plan
@@ -180,6 +182,13 @@ FINE_TUNINGS: dict[str, FineTuning] = _by_name(
         "multiagent_ft",
         "Multiagent FT (ours)",
         "each of the 2N agents gets its own adapter, trained on its own generator or critic set",
+    ),
+    FineTuning(
+        "multiagent_dpo",
+        "Multiagent DPO",
+        "multiagent_ft with each generator trained by DPO (train.beta) on its round-1 answers paired with another "
+        "agent's on the other side of the majority, against its adapter's start; critics as multiagent_ft",
+        preference=True,
     ),
     FineTuning(
         "agent_id",

@@ -1,7 +1,9 @@
 """LoRA fine-tuning of the agents' adapters inside the shared base model.
 
 Each conversation is tokenized the way generation sees it (the chat template rendered turn by turn), and only
-assistant turns carry loss. Adapters train under temporary names, are saved as plain PEFT directories, and are
+assistant turns carry loss. A preference example (TRL's conversational prompt/chosen/rejected) trains its adapter
+by DPO instead, against the adapter's start (its log-probs taken before the first step: no second model or
+adapter in memory). Adapters train under temporary names, are saved as plain PEFT directories, and are
 dropped again, so serving adapters and the base weights are never touched. Two loops, one result:
 - `train_adapters` (train.loop=joint): all of an iteration's adapters in one loop, each row of a pass through its
   own adapter; step s is step s of every adapter's own trainer (its batches, loss, clipping, AdamW state and
@@ -29,6 +31,7 @@ from debate_ft.chat import with_system
 from debate_ft.config import TrainConfig
 from debate_ft.errors import ModelError, TrainingError
 from debate_ft.models import HostedModel
+from debate_ft.preference import dpo_row_weights
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,24 @@ class Row:
     answer: list[int]  # 1 where the token is an assistant token (its loss counts)
 
 
+@dataclass
+class Pair:
+    """A preference example's two rows (its prompt with the chosen, with the rejected completion) and their
+    summed log-probs under the adapter's start, the DPO reference (taken before the first step)."""
+
+    chosen: Row
+    rejected: Row
+    reference: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def rows(self) -> tuple[Row, Row]:
+        return self.chosen, self.rejected
+
+
+def rows_of(units: Sequence[Row | Pair]) -> list[Row]:
+    return [row for unit in units for row in (unit.rows if isinstance(unit, Pair) else (unit,))]
+
+
 def train_adapters(
     hosted: HostedModel, jobs: Sequence[Job], config: TrainConfig, system_prompt: str | None = None
 ) -> dict[str, dict]:
@@ -149,14 +170,14 @@ def train_adapters(
 
     Each pass holds rows of many adapters (length-sorted, at most `config.pass_tokens` padded tokens), each run
     through its own adapter (GatheredLoRA.trainable), so a row's loss reaches its adapter alone; only answer
-    positions go through the vocabulary head.
+    positions go through the vocabulary head. A job of preference examples trains by DPO (train.beta).
     """
-    rows, dropped = zip(*(answer_rows(hosted.tokenizer, j, i, config, system_prompt) for i, j in enumerate(jobs)))
+    units, dropped = zip(*(answer_rows(hosted.tokenizer, j, i, config, system_prompt) for i, j in enumerate(jobs)))
     attached: list[str] = []
     try:
         for job in jobs:
             attached.append(_attach(hosted, f"{TRAINING}-{job.name}", job.seed, job.init_from, config))
-        losses, plans = _train_jointly(hosted, attached, rows, jobs, config)
+        losses, plans = _train_jointly(hosted, attached, units, jobs, config)
         for job in jobs:
             hosted.save_adapter(f"{TRAINING}-{job.name}", job.out_dir)
     finally:  # the training adapters go, also when training fails
@@ -172,23 +193,27 @@ def train_adapters(
     return metrics
 
 
-def _train_jointly(hosted: HostedModel, names: list[str], rows, jobs: Sequence[Job], config: TrainConfig):
+def _train_jointly(hosted: HostedModel, names: list[str], units, jobs: Sequence[Job], config: TrainConfig):
     """The loop itself over the attached adapters `names`; returns each adapter's step losses and its plan."""
     gather = GatheredLoRA(hosted.peft)
     if not gather.plain(names):
         raise ModelError("the joint training loop takes plain LoRA adapters only; set train.loop=separate")
     groups = [{"params": _parameters(hosted.peft, name)} for name in names]
     per_step = config.batch_size * config.grad_accum
-    plans = [step_plan(len(r), per_step, config.epochs, job.seed) for r, job in zip(rows, jobs)]
+    plans = [step_plan(len(u), per_step, config.epochs, job.seed) for u, job in zip(units, jobs)]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=0.0)
     decay = torch.optim.lr_scheduler.LambdaLR(optimizer, [_linear_decay(len(plan)) for plan in plans])
     losses: list[list[float]] = [[] for _ in jobs]
     torch.manual_seed(jobs[0].seed)  # LoRA dropout's masks
     hosted.peft.train()
     with gather.trainable(names, config.lora_dropout), _cpu_bfloat16_eager_attention(hosted):
+        pairs = [unit for job_units in units for unit in job_units if isinstance(unit, Pair)]
+        logprobs = summed_logprobs(hosted, gather, names, rows_of(pairs), config.pass_tokens)
+        for pair in pairs:  # the adapters are at their start: these are the references
+            pair.reference = (logprobs[id(pair.chosen)], logprobs[id(pair.rejected)])
         for step in trange(max(map(len, plans)), desc=f"train {len(jobs)} adapters"):
-            batch = [rows[j][i] for j, plan in enumerate(plans) if step < len(plan) for i in plan[step]]
-            for j, loss in backward(hosted, gather, names, batch, config.pass_tokens).items():
+            batch = [units[j][i] for j, plan in enumerate(plans) if step < len(plan) for i in plan[step]]
+            for j, loss in step_gradients(hosted, gather, names, batch, config).items():
                 _check_finite(loss, jobs[j].name, f"at step {step + 1}")
                 losses[j].append(loss)
                 torch.nn.utils.clip_grad_norm_(groups[j]["params"], MAX_GRAD_NORM)
@@ -212,21 +237,31 @@ def _check_finite(loss: float, name: str, when: str) -> None:
 
 
 def answer_rows(tokenizer, job: Job, index: int, config: TrainConfig, system_prompt: str | None) -> tuple[list, int]:
-    """The job's tokenized rows, cut to max_length from the end, and how many were dropped (no answer token left
-    to learn from, as TRL drops them); none left is an error."""
-    rows = []
+    """The job's tokenized rows (a Pair of two for a preference example), cut to max_length from the end, and
+    how many examples were dropped (no answer token left to learn from, as TRL drops them); none left is an
+    error."""
+    units = []
     for example in job.examples:
-        tokens = tokenize_conversation(tokenizer, with_system(example["messages"], system_prompt))
-        ids, answer = tokens["input_ids"][: config.max_length], tokens["assistant_masks"][: config.max_length]
-        if any(answer[1:]):  # the first token has nothing before it to predict it from
-            rows.append(Row(index, ids, answer))
-    if not rows:
+        if "chosen" in example:  # a preference pair
+            conversations = [example["prompt"] + example["chosen"], example["prompt"] + example["rejected"]]
+        else:
+            conversations = [example["messages"]]
+        rows = [_row(tokenizer, index, messages, config, system_prompt) for messages in conversations]
+        if all(rows):
+            units.append(Pair(*rows) if len(rows) == 2 else rows[0])
+    if not units:
         raise ModelError(f"{job.name}: none of its {len(job.examples)} examples has an answer within max_length")
-    dropped = len(job.examples) - len(rows)
+    dropped = len(job.examples) - len(units)
     if dropped:
         log.warning("%s: %d of %d examples have no answer within max_length and are left out", job.name, dropped,
                     len(job.examples))  # fmt: skip
-    return rows, dropped
+    return units, dropped
+
+
+def _row(tokenizer, index: int, messages: list[dict], config: TrainConfig, system_prompt: str | None) -> Row | None:
+    tokens = tokenize_conversation(tokenizer, with_system(messages, system_prompt))
+    ids, answer = tokens["input_ids"][: config.max_length], tokens["assistant_masks"][: config.max_length]
+    return Row(index, ids, answer) if any(answer[1:]) else None  # the first token has nothing to predict it
 
 
 def step_plan(n: int, per_step: int, epochs: float, seed: int) -> list[list[int]]:
@@ -240,26 +275,75 @@ def step_plan(n: int, per_step: int, epochs: float, seed: int) -> list[list[int]
     return steps[: math.ceil(epochs * math.ceil(n / per_step))]
 
 
-def backward(hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], batch: Sequence[Row], pass_tokens: int):
-    """Accumulate one step's gradients: each adapter's loss is the mean over its own answer tokens in the step.
-    Returns that loss by adapter index."""
-    counts: dict[int, int] = {}
-    for row in batch:
-        counts[row.adapter] = counts.get(row.adapter, 0) + sum(row.answer[1:])
+def step_gradients(
+    hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], batch: Sequence[Row | Pair], config: TrainConfig
+) -> dict[int, float]:
+    """Accumulate one step's gradients; returns each adapter's loss: a supervised adapter's mean over its answer
+    tokens in the step, a preference adapter's DPO loss, mean over its pairs in the step (each row's weight is
+    the loss's derivative in its log-prob, read from a pass without dropout; the gradient then flows through a
+    pass with dropout, as a supervised row's does)."""
+    tokens: dict[int, int] = {}
+    for row in (unit for unit in batch if isinstance(unit, Row)):
+        tokens[row.adapter] = tokens.get(row.adapter, 0) + sum(row.answer[1:])
+    weights = {id(unit): 1 / tokens[unit.adapter] for unit in batch if isinstance(unit, Row)}
+    pairs = [unit for unit in batch if isinstance(unit, Pair)]
+    policy = summed_logprobs(hosted, gather, names, rows_of(pairs), config.pass_tokens)
+    losses = {}
+    for adapter in {pair.chosen.adapter for pair in pairs}:
+        mine = [pair for pair in pairs if pair.chosen.adapter == adapter]
+        at = [(policy[id(pair.chosen)], policy[id(pair.rejected)]) for pair in mine]
+        losses[adapter], row_weights = dpo_row_weights(at, [pair.reference for pair in mine], config.beta)
+        for pair, (chosen, rejected) in zip(mine, row_weights):
+            weights[id(pair.chosen)], weights[id(pair.rejected)] = chosen, rejected
+    totals = backward(hosted, gather, names, rows_of(batch), weights, config.pass_tokens)
+    return {**{adapter: totals[adapter] for adapter in tokens}, **losses}
+
+
+def backward(
+    hosted: HostedModel,
+    gather: GatheredLoRA,
+    names: Sequence[str],
+    rows: Sequence[Row],
+    weights: dict[int, float],
+    pass_tokens: int,
+) -> dict[int, float]:
+    """Accumulate the gradients of the sum over rows of weights[id(row)] x the row's summed answer-token loss
+    (-log p); returns that weighted sum by adapter index."""
     totals = torch.zeros(len(names), dtype=torch.float64)
-    decoder, head = hosted.base.get_decoder(), hosted.base.get_output_embeddings()
-    for rows in passes(batch, pass_tokens):
-        ids, attention, answer = _padded(rows, hosted.tokenizer.pad_token_id or 0, hosted.device)
-        gather.mask = gather.row_mask([names[r.adapter] for r in rows], head.weight.dtype).to(hosted.device)
-        hidden = decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
-        pick = answer[:, 1:].bool()
-        token_loss = F.cross_entropy(head(hidden[:, :-1][pick]).float(), ids[:, 1:][pick], reduction="none")
-        owner = torch.tensor([r.adapter for r in rows], device=ids.device)[:, None].expand_as(pick)[pick]
-        share = torch.tensor([1 / counts[r.adapter] for r in rows], device=ids.device)[:, None].expand_as(pick)[pick]
-        weighted = token_loss * share
+    for chunk in passes(rows, pass_tokens):
+        token_loss, row_of = _answer_token_losses(hosted, gather, names, chunk)
+        weighted = token_loss * torch.tensor([weights[id(row)] for row in chunk], device=token_loss.device)[row_of]
         weighted.sum().backward()
-        totals.index_add_(0, owner.cpu(), weighted.detach().cpu().double())
-    return {j: totals[j].item() for j in counts}
+        owner = torch.tensor([row.adapter for row in chunk])[row_of.cpu()]
+        totals.index_add_(0, owner, weighted.detach().cpu().double())
+    return {row.adapter: totals[row.adapter].item() for row in rows}
+
+
+@torch.no_grad()
+def summed_logprobs(
+    hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], rows: Sequence[Row], pass_tokens: int
+) -> dict[int, float]:
+    """Each row's summed answer-token log-prob under its adapter, without LoRA dropout, by id(row)."""
+    out: dict[int, float] = {}
+    with gather.without_dropout():
+        for chunk in passes(rows, pass_tokens):
+            token_loss, row_of = _answer_token_losses(hosted, gather, names, chunk)
+            sums = torch.zeros(len(chunk), dtype=torch.float64).index_add_(0, row_of.cpu(), -token_loss.cpu().double())
+            out.update({id(row): value for row, value in zip(chunk, sums.tolist())})
+    return out
+
+
+def _answer_token_losses(hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], rows: Sequence[Row]):
+    """One pass of `rows`, each through its adapter: every answer token's loss (-log p, float32) and its row's
+    index in `rows`; only answer positions go through the vocabulary head."""
+    decoder, head = hosted.base.get_decoder(), hosted.base.get_output_embeddings()
+    ids, attention, answer = _padded(rows, hosted.tokenizer.pad_token_id or 0, hosted.device)
+    gather.mask = gather.row_mask([names[r.adapter] for r in rows], head.weight.dtype).to(hosted.device)
+    hidden = decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
+    pick = answer[:, 1:].bool()
+    token_loss = F.cross_entropy(head(hidden[:, :-1][pick]).float(), ids[:, 1:][pick], reduction="none")
+    row_of = torch.arange(len(rows), device=ids.device)[:, None].expand_as(pick)[pick]
+    return token_loss, row_of
 
 
 def passes(batch: Sequence[Row], pass_tokens: int) -> list[list[Row]]:

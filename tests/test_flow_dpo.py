@@ -7,8 +7,9 @@ import torch
 
 from debate_ft.backends import Request
 from debate_ft.config import FlowConfig, TrainConfig
-from debate_ft.flow.dpo import Learner, reference, weighted_dpo_loss
+from debate_ft.flow.dpo import Learner, reference
 from debate_ft.flow.signals import Pair
+from debate_ft.preference import weighted_dpo_loss
 
 PAIRS = [
     Pair("query", "Question: who wrote Hamlet?", "Shakespeare Hamlet author", "weather today", 1.0, "deviation"),

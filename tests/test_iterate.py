@@ -62,6 +62,21 @@ def test_baselines_run(tiny_model_dir, tmp_path, method):
     assert adapters == with_data == ({"shared"} if method != "no_critic" else {"gen0", "gen1"})
 
 
+def test_multiagent_dpo_trains_generators_on_preference_pairs(tiny_model_dir, tmp_path):
+    run = tmp_path / "dpo"
+    metrics = run_in_process(tiny_model_dir, run, "iterations=1", "ft_method=multiagent_dpo")
+    assert set(metrics["ft_method"]) == {"multiagent_dpo"} and len(metrics) == 6
+    data = run / "iter1" / "data"
+    sizes = read_json(data / "sizes.json")
+    pairs = [read_records(data / f"gen{agent}.jsonl") for agent in range(2)]
+    assert [agent["pairs"] for agent in sizes["agents"]] == [len(p) for p in pairs] and all(pairs)
+    for pair in pairs[0]:
+        assert pair["chosen"] != pair["rejected"] and pair["prompt"][-1]["role"] == "user"
+    assert len(read_records(data / "crit0.jsonl")) == sizes["agents"][0]["critic"]
+    adapters = {p.name for p in (run / "iter1" / "adapters").iterdir()}
+    assert adapters == {name for name, examples in sizes["adapters"].items() if examples}
+
+
 def test_a_finished_run_is_not_repeated(tiny_model_dir, tmp_path):
     first = run_in_process(tiny_model_dir, tmp_path / "run", "iterations=1")
     stamp = (tmp_path / "run" / "iter1" / "adapters" / "gen0").stat().st_mtime_ns

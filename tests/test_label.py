@@ -1,6 +1,7 @@
 """Labelling on hand-built transcripts: no ground truth, corrected vs kept, w mixing, short sides."""
 
 import random
+from dataclasses import replace
 
 import pytest
 from hand_records import rounds
@@ -72,4 +73,61 @@ def test_agent_sets_record_their_sizes():
     records = [record([["5", "4"], ["5", "5"]], final="5"), record([["2", "2"], ["2", "2"]], final="2")]
     sets = agent_sets(split_by_agent(records, TASK, agents=2), w=0.5, critic_size=None, seed=0)
     assert [len(s.generator) for s in sets] == [2, 1]
-    assert sets[1].sizes == {"generator": 1, "corrected": 1, "kept": 1, "critic": 1, "critic_note": ""}
+    assert sets[1].sizes == {"generator": 1, "corrected": 1, "kept": 1, "critic": 1, "pairs": 0, "critic_note": ""}
+
+
+# Preference pairs (ft_method=multiagent_dpo): round-1 answers to one shared prompt, split by the final vote.
+
+
+def shared_prompt(answers_by_round, final, **turn_fields):
+    built = record(answers_by_round, final)
+    turns = [replace(t, prompt="q", **turn_fields) if t.round == 1 else t for t in built.turns]
+    return replace(built, turns=tuple(turns))
+
+
+def pairs_of(records, agents=3):
+    return [[(p["chosen"][0]["content"], p["rejected"][0]["content"], p["kind"]) for p in d.pairs]
+            for d in split_by_agent(records, TASK, agents)]  # fmt: skip
+
+
+def test_each_agent_pairs_its_round1_answer_with_the_next_agent_on_the_other_side():
+    # round 1: agents 0 and 2 say 5 (the final vote), agent 1 says 4; agent 2's rival wraps around to agent 1
+    assert pairs_of([shared_prompt([["5", "4", "5"], ["5", "5", "5"]], final="5")]) == [
+        [("r10", "r11", "chosen")],
+        [("r12", "r11", "rejected")],  # agent 1's own answer is the rejected one; its rival is agent 2
+        [("r12", "r11", "chosen")],
+    ]
+
+
+def test_a_pair_is_one_prompt_with_two_assistant_completions():
+    pair = split_by_agent([shared_prompt([["5", "4"], ["5", "5"]], final="5")], TASK, agents=2)[0].pairs[0]
+    assert pair["prompt"] == [{"role": "user", "content": "q"}] and pair["rival"] == 1
+    assert pair["chosen"] == [{"role": "assistant", "content": "r10"}]
+    assert pair["rejected"] == [{"role": "assistant", "content": "r11"}]
+
+
+@pytest.mark.parametrize(
+    "answers, final, expected",
+    [
+        ([["5", "5", "5"], ["5", "5", "5"]], "5", [0, 0, 0]),  # everyone agrees: nothing to prefer
+        ([["1", "2", "3"], ["4", "4", "4"]], "4", [0, 0, 0]),  # round 1 all on the losing side
+        ([[None, None, None], [None, None, None]], None, [0, 0, 0]),  # no label, no pairs
+        ([[None, "3", "3"], ["3", "3", "3"]], "3", [1, 1, 1]),  # an answer that does not parse is rejected
+        ([["3.0", "3", "7"], ["3", "3", "3"]], "3", [1, 1, 1]),  # equivalence, not string match, sides it
+    ],
+)
+def test_pairs_need_both_sides_in_round_1(answers, final, expected):
+    assert [len(p) for p in pairs_of([shared_prompt(answers, final)])] == expected
+
+
+def test_no_pair_across_different_prompts():
+    assert pairs_of([record([["5", "4", "5"], ["5", "5", "5"]], final="5")]) == [[], [], []]  # p10, p11, p12
+    persona = shared_prompt([["5", "4"], ["5", "5"]], final="5")
+    turns = [replace(t, system=f"you are agent {t.agent}") for t in persona.turns]
+    assert pairs_of([replace(persona, turns=tuple(turns))], agents=2) == [[], []]
+
+
+def test_agent_sets_count_pairs():
+    data = split_by_agent([shared_prompt([["5", "4", "5"], ["5", "5", "5"]], final="5")], TASK, agents=3)
+    sets = agent_sets(data, 0.5, None, seed=0)
+    assert [s.sizes["pairs"] for s in sets] == [1, 1, 1] and sets[1].pairs == data[1].pairs

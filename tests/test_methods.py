@@ -22,13 +22,14 @@ from debate_ft.methods import (
 from debate_ft.run_config import prepare_run_dir, saved_config
 
 SETS = [
-    AgentSets([{"ex": "g0a"}, {"ex": "g0b"}], [{"ex": "c0"}], {}),
-    AgentSets([{"ex": "g1"}], [{"ex": "c1a"}, {"ex": "c1b"}], {}),
+    AgentSets([{"ex": "g0a"}, {"ex": "g0b"}], [{"ex": "c0"}], {}, [{"ex": "p0"}]),
+    AgentSets([{"ex": "g1"}], [{"ex": "c1a"}, {"ex": "c1b"}], {}, [{"ex": "p1a"}, {"ex": "p1b"}]),
 ]
 G0, C0, G1, C1 = SETS[0].generator, SETS[0].critic, SETS[1].generator, SETS[1].critic
 OWN_SETS = {"gen0": G0, "gen1": G1, "crit0": C0, "crit1": C1}
 PLANS = {
     "multiagent_ft": OWN_SETS,
+    "multiagent_dpo": {"gen0": SETS[0].pairs, "gen1": SETS[1].pairs, "crit0": C0, "crit1": C1},
     "no_summary": OWN_SETS,
     "no_critic": {"gen0": G0, "gen1": G1},
     "single_agent_ft": {SHARED: G0 + C0},
@@ -39,6 +40,7 @@ PLANS = {
 ALL_TRAINED = {"gen0", "gen1", "crit0", "crit1", SHARED}
 SOCIETIES = {  # (generators, critics, agent_ids) of two agents once every adapter exists
     "multiagent_ft": (("gen0", "gen1"), ("crit0", "crit1"), False),
+    "multiagent_dpo": (("gen0", "gen1"), ("crit0", "crit1"), False),
     "no_summary": (("gen0", "gen1"), ("crit0", "crit1"), False),
     "no_critic": (("gen0", "gen1"), (None, None), False),
     "single_agent_ft": ((SHARED,) * 2, (SHARED,) * 2, False),
@@ -161,6 +163,8 @@ FAKE = ["+dataset=arithmetic", "backend=fake", "dataset.test_size=3", "dataset.t
         (["flow", "method=base"], "method=base is evaluate's setting: flow scores answers"),
         (["evaluate", "extra_scorings=[base]"], "extra_scorings is for iterate (got ['base']); `evaluate` scores one"),
         (["iterate", "extra_scorings=[all]"], "extra_scorings: ['all'] are not among"),
+        (["iterate", "ft_method=multiagent_dpo", "train.loop=separate"], "preference pairs in the joint loop only"),
+        (["iterate", "ft_method=multiagent_dpo", "train.beta=0"], "train.beta must be > 0 (got 0"),
     ],
 )
 def test_each_setting_belongs_to_its_command(argv, message, tmp_path, capsys):

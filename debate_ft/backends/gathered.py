@@ -134,6 +134,16 @@ class GatheredLoRA:
         finally:
             self._last_dropout, self.mask = None, None
 
+    @contextmanager
+    def without_dropout(self):
+        """Within `trainable`: passes without LoRA dropout (the log-probs a DPO step weighs its pairs by)."""
+        names, dropout = self._training
+        self._training = (names, 0.0)
+        try:
+            yield self
+        finally:
+            self._training = (names, dropout)
+
     def _dropped(self, x: torch.Tensor, dropout: float) -> torch.Tensor:
         """x with LoRA dropout, one mask per input tensor: q/k/v (and gate/up) read the same hidden states and
         share it. Each layer's dropout is then peft's, only not independent across layers that read the same

@@ -17,27 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from debate_ft.backends import Request, Trainable
 from debate_ft.config import FlowConfig, TrainConfig
 from debate_ft.flow.graph import CHOICE_NODES, user
 from debate_ft.flow.signals import Pair
+from debate_ft.preference import weighted_dpo_loss
 from debate_ft.runs import read_json
 from debate_ft.train import lora_config
-
-
-def weighted_dpo_loss(
-    policy_chosen: torch.Tensor,
-    policy_rejected: torch.Tensor,
-    ref_chosen: torch.Tensor,
-    ref_rejected: torch.Tensor,
-    weights: torch.Tensor,
-    beta: float,
-) -> torch.Tensor:
-    """Mean over pairs of -w * log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))), on summed log-probs."""
-    margins = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
-    return -(weights * F.logsigmoid(beta * margins)).mean()
 
 
 def reference(node: str) -> str:
