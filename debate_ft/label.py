@@ -49,9 +49,9 @@ def split_by_agent(records: Sequence[Record], task: Task, agents: int) -> list[A
         last = final_round(record.turns)
         first = round_turns(record.turns, 1)
         agree = [_agrees(task, turn.answer, label) for turn in first]
-        for turn, first_right in zip(first, agree):
+        for position, (turn, first_right) in enumerate(zip(first, agree)):
             agent = turn.agent
-            if label is not None and (pair := preference_pair(record, first, agree, agent)):
+            if pair := preference_pair(record, first, agree, position):
                 data[agent].pairs.append(pair)
             if first_right:
                 data[agent].generator.append(example(record, agent, 1, "generator"))
@@ -64,24 +64,25 @@ def split_by_agent(records: Sequence[Record], task: Task, agents: int) -> list[A
     return data
 
 
-def preference_pair(record: Record, first: Sequence[Turn], agree: Sequence[bool], agent: int) -> dict | None:
-    """Agent `agent`'s round-1 answer and the next agent's (cyclically) on the other side of the label, as a
-    DPO example in TRL's conversational form (prompt, chosen, rejected); None when every agent falls on its side
-    or the rival answered another prompt (a persona system message)."""
-    own = first[agent]
-    rival = next((first[(agent + step) % len(first)] for step in range(1, len(first))
-                  if agree[(agent + step) % len(first)] != agree[agent]), None)  # fmt: skip
+def preference_pair(record: Record, first: Sequence[Turn], agree: Sequence[bool], position: int) -> dict | None:
+    """The round-1 answer at `position` of `first` and the next one (cyclically) on the other side of the label,
+    as a DPO example in TRL's conversational form (prompt, chosen, rejected); None when no other agent is on the
+    other side or the rival answered another prompt (a persona system message)."""
+    own, n = first[position], len(first)
+    rival = next(
+        (first[(position + step) % n] for step in range(1, n) if agree[(position + step) % n] != agree[position]), None
+    )
     if rival is None or (rival.prompt, rival.system) != (own.prompt, own.system):
         return None
-    chosen, rejected = (own, rival) if agree[agent] else (rival, own)
+    chosen, rejected = (own, rival) if agree[position] else (rival, own)
     return {
-        "prompt": conversation([replace(own, response=None)], agent),
+        "prompt": conversation([replace(own, response=None)], own.agent),
         "chosen": [{"role": "assistant", "content": chosen.response}],
         "rejected": [{"role": "assistant", "content": rejected.response}],
         "question_id": record.id,
-        "agent": agent,
+        "agent": own.agent,
         "rival": rival.agent,
-        "kind": "chosen" if agree[agent] else "rejected",  # which side the agent's own answer is
+        "kind": "chosen" if agree[position] else "rejected",  # which side the agent's own answer is
     }
 
 

@@ -1,12 +1,13 @@
 """LoRA fine-tuning of the agents' adapters inside the shared base model.
 
 Each conversation is tokenized the way generation sees it (the chat template rendered turn by turn), and only
-assistant turns carry loss. A preference example (TRL's conversational prompt/chosen/rejected) trains its adapter
-by DPO instead, against the adapter's start (its log-probs taken before the first step: no second model or
-adapter in memory). Adapters train under temporary names, are saved as plain PEFT directories, and are
-dropped again, so serving adapters and the base weights are never touched. Two loops, one result:
+assistant turns carry loss. A job of preference examples (TRL's conversational prompt/chosen/rejected) trains its
+adapter by DPO instead (joint loop only), against the adapter's start (its log-probs taken before the first step:
+no second model or adapter in memory) and without LoRA dropout, as TRL's DPO trainer does by default. Adapters
+train under temporary names, are saved as plain PEFT directories, and are dropped again, so serving adapters and
+the base weights are never touched. Two loops, one result:
 - `train_adapters` (train.loop=joint): all of an iteration's adapters in one loop, each row of a pass through its
-  own adapter; step s is step s of every adapter's own trainer (its batches, loss, clipping, AdamW state and
+  own adapter; step s is step s of every adapter's own (SFT) trainer (its batches, loss, clipping, AdamW state and
   learning-rate decay), so it trains what the separate trainers train, in a fraction of the time.
 - `train_adapter` (train.loop=separate): one TRL SFT trainer per adapter, the reference.
 """
@@ -249,6 +250,8 @@ def answer_rows(tokenizer, job: Job, index: int, config: TrainConfig, system_pro
         rows = [_row(tokenizer, index, messages, config, system_prompt) for messages in conversations]
         if all(rows):
             units.append(Pair(*rows) if len(rows) == 2 else rows[0])
+    if len({type(unit) for unit in units}) > 1:  # one loss per adapter: its metrics report one
+        raise ModelError(f"{job.name}: its examples mix preference pairs and conversations; give one kind")
     if not units:
         raise ModelError(f"{job.name}: none of its {len(job.examples)} examples has an answer within max_length")
     dropped = len(job.examples) - len(units)
@@ -279,9 +282,9 @@ def step_gradients(
     hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], batch: Sequence[Row | Pair], config: TrainConfig
 ) -> dict[int, float]:
     """Accumulate one step's gradients; returns each adapter's loss: a supervised adapter's mean over its answer
-    tokens in the step, a preference adapter's DPO loss, mean over its pairs in the step (each row's weight is
-    the loss's derivative in its log-prob, read from a pass without dropout; the gradient then flows through a
-    pass with dropout, as a supervised row's does)."""
+    tokens in the step, a preference adapter's DPO loss, mean over its pairs in the step. A pair row's weight is
+    the loss's derivative in its log-prob, so its gradient is the loss's own even when its two rows run in
+    different passes (both passes without dropout)."""
     tokens: dict[int, int] = {}
     for row in (unit for unit in batch if isinstance(unit, Row)):
         tokens[row.adapter] = tokens.get(row.adapter, 0) + sum(row.answer[1:])
@@ -295,7 +298,11 @@ def step_gradients(
         losses[adapter], row_weights = dpo_row_weights(at, [pair.reference for pair in mine], config.beta)
         for pair, (chosen, rejected) in zip(mine, row_weights):
             weights[id(pair.chosen)], weights[id(pair.rejected)] = chosen, rejected
-    totals = backward(hosted, gather, names, rows_of(batch), weights, config.pass_tokens)
+    totals = backward(
+        hosted, gather, names, [unit for unit in batch if isinstance(unit, Row)], weights, config.pass_tokens
+    )
+    with gather.without_dropout():
+        backward(hosted, gather, names, rows_of(pairs), weights, config.pass_tokens)
     return {**{adapter: totals[adapter] for adapter in tokens}, **losses}
 
 
@@ -323,7 +330,8 @@ def backward(
 def summed_logprobs(
     hosted: HostedModel, gather: GatheredLoRA, names: Sequence[str], rows: Sequence[Row], pass_tokens: int
 ) -> dict[int, float]:
-    """Each row's summed answer-token log-prob under its adapter, without LoRA dropout, by id(row)."""
+    """Each row's summed answer-token log-prob under its adapter, without LoRA dropout, by id(row) (the rows
+    live as long as the step or the training run that asks)."""
     out: dict[int, float] = {}
     with gather.without_dropout():
         for chunk in passes(rows, pass_tokens):

@@ -120,6 +120,12 @@ def test_pairs_need_both_sides_in_round_1(answers, final, expected):
     assert [len(p) for p in pairs_of([shared_prompt(answers, final)])] == expected
 
 
+def test_an_agent_missing_from_round_1_is_not_mistaken_for_another():
+    built = shared_prompt([["5", "4", "5"], ["5", "5", "5"]], final="5")
+    without_agent_0 = replace(built, turns=tuple(t for t in built.turns if t.agent != 0))
+    assert pairs_of([without_agent_0]) == [[], [("r12", "r11", "rejected")], [("r12", "r11", "chosen")]]
+
+
 def test_no_pair_across_different_prompts():
     assert pairs_of([record([["5", "4", "5"], ["5", "5", "5"]], final="5")]) == [[], [], []]  # p10, p11, p12
     persona = shared_prompt([["5", "4"], ["5", "5"]], final="5")
