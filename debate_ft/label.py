@@ -68,10 +68,9 @@ def preference_pair(record: Record, first: Sequence[Turn], agree: Sequence[bool]
     """The round-1 answer at `position` of `first` and the next one (cyclically) on the other side of the label,
     as a DPO example in TRL's conversational form (prompt, chosen, rejected); None when no other agent is on the
     other side or the rival answered another prompt (a persona system message)."""
-    own, n = first[position], len(first)
-    rival = next(
-        (first[(position + step) % n] for step in range(1, n) if agree[(position + step) % n] != agree[position]), None
-    )
+    own = first[position]
+    after = [(position + step) % len(first) for step in range(1, len(first))]  # the next agents, cyclically
+    rival = next((first[i] for i in after if agree[i] != agree[position]), None)
     if rival is None or (rival.prompt, rival.system) != (own.prompt, own.system):
         return None
     chosen, rejected = (own, rival) if agree[position] else (rival, own)

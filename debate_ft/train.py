@@ -285,11 +285,12 @@ def step_gradients(
     tokens in the step, a preference adapter's DPO loss, mean over its pairs in the step. A pair row's weight is
     the loss's derivative in its log-prob, so its gradient is the loss's own even when its two rows run in
     different passes (both passes without dropout)."""
-    tokens: dict[int, int] = {}
-    for row in (unit for unit in batch if isinstance(unit, Row)):
-        tokens[row.adapter] = tokens.get(row.adapter, 0) + sum(row.answer[1:])
-    weights = {id(unit): 1 / tokens[unit.adapter] for unit in batch if isinstance(unit, Row)}
+    rows = [unit for unit in batch if isinstance(unit, Row)]
     pairs = [unit for unit in batch if isinstance(unit, Pair)]
+    tokens: dict[int, int] = {}
+    for row in rows:
+        tokens[row.adapter] = tokens.get(row.adapter, 0) + sum(row.answer[1:])
+    weights = {id(row): 1 / tokens[row.adapter] for row in rows}
     policy = summed_logprobs(hosted, gather, names, rows_of(pairs), config.pass_tokens)
     losses = {}
     for adapter in {pair.chosen.adapter for pair in pairs}:
@@ -298,9 +299,7 @@ def step_gradients(
         losses[adapter], row_weights = dpo_row_weights(at, [pair.reference for pair in mine], config.beta)
         for pair, (chosen, rejected) in zip(mine, row_weights):
             weights[id(pair.chosen)], weights[id(pair.rejected)] = chosen, rejected
-    totals = backward(
-        hosted, gather, names, [unit for unit in batch if isinstance(unit, Row)], weights, config.pass_tokens
-    )
+    totals = backward(hosted, gather, names, rows, weights, config.pass_tokens)
     with gather.without_dropout():
         backward(hosted, gather, names, rows_of(pairs), weights, config.pass_tokens)
     return {**{adapter: totals[adapter] for adapter in tokens}, **losses}
