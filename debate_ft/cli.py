@@ -16,10 +16,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from debate_ft.config import CONF_DIR
 from debate_ft.errors import ERROR_LOG, ConfigError, DebateFTError
 from debate_ft.methods import FINE_TUNINGS, SCORINGS
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DEBUG_ENV = "DEBATE_FT_DEBUG"
 NAME_BYTES = 255  # the longest file or folder name Linux file systems take
 USAGE = f"""usage: python -m debate_ft <command> [key=value ...] [--debug]

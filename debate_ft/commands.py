@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from debate_ft.backends.engines import make_backend
-from debate_ft.compute import Ledger, Metered
+from debate_ft.backends.engines import society_backend
+from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import RunDebates
 from debate_ft.errors import ConfigError
@@ -43,7 +43,7 @@ def check_settings(command: str, config: Config) -> None:
 def debate(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
-    backend = Metered(make_backend(config.backend, config.model), ledger)
+    backend = society_backend(config, ledger)
     split = config.debate.split
     with ledger.stage(0, "debate", split):
         records = RunDebates(config, backend, run_dir).run(task, 0, split, "debate")
@@ -57,7 +57,7 @@ def debate(config: Config, run_dir: Path) -> None:
 def evaluate(config: Config, run_dir: Path) -> None:
     task = get_task(config.dataset)
     ledger = Ledger(run_dir)
-    backend = Metered(make_backend(config.backend, config.model), ledger)
+    backend = society_backend(config, ledger)
     _, rows = evaluate_test(RunDebates(config, backend, run_dir), task, 0, config.method, ledger)
     print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
 

@@ -12,6 +12,7 @@ import importlib.util
 import math
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -28,6 +29,7 @@ MAX_NEW_TOKENS = 131_072
 MAX_AGENTS = 256
 # the LoRA ranks vLLM's engines accept for --max-lora-rank
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def _help(text: str, default=None, factory=None, choices: tuple[str, ...] = ()):
@@ -235,12 +237,39 @@ class GenerationConfig:
         _check(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1] (got {self.top_p})")
 
 
+def is_model_folder(entry: str) -> bool:
+    """An agents.models entry that names a local model folder rather than a conf/model entry."""
+    return "/" in entry or entry.startswith(("~", "."))
+
+
 @dataclass
 class AgentsConfig:
     n: int = _help("Generator agents; as many critic agents debate in rounds 2..M.", 3)
+    models: List[str] = _help(
+        "Mixed societies: agent i's base model, one entry per agent: a conf/model name (e.g. smollm2, "
+        "gemma3-270m) or a local model folder (with a '/'). Empty: every agent runs on `model`, which also writes "
+        "summaries.",
+        factory=list,
+    )
 
     def __post_init__(self):
         _check(1 <= self.n <= MAX_AGENTS, f"agents.n must be in 1..{MAX_AGENTS} (got {self.n:,})")
+        _check(
+            not self.models or len(self.models) == self.n,
+            f"agents.models names {len(self.models)} base models for agents.n={self.n} agents: give one per agent",
+        )
+        known = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
+        for entry in self.models:
+            _check(
+                is_model_folder(entry) or entry in known,
+                f"agents.models: {entry!r} is neither a conf/model name ({', '.join(known)}) nor a model folder "
+                "(a path with '/')",
+            )
+
+    @property
+    def mixed(self) -> bool:
+        """Whether its agents run on more than one base model."""
+        return len(set(self.models)) > 1
 
 
 @dataclass
@@ -517,6 +546,23 @@ class Config:
             not FINE_TUNINGS[self.ft_method].preference or self.train.loop == "joint",
             f"ft_method={self.ft_method} trains preference pairs in the joint loop only: set train.loop=joint",
         )
+        if self.agents.mixed:
+            self._check_mixed()
+
+    def _check_mixed(self) -> None:
+        """What a society of several base models can run: per-agent adapters (one adapter cannot serve two
+        bases), on engines that host one model per base in this process."""
+        mixed = f"agents.models={self.agents.models} mixes base models"
+        _check(
+            FINE_TUNINGS[self.ft_method].per_agent,
+            f"{mixed}: ft_method={self.ft_method} trains one adapter all agents share; use one with an adapter per "
+            f"agent ({', '.join(name for name, m in FINE_TUNINGS.items() if m.per_agent)})",
+        )
+        _check(
+            self.backend.name in ("hf", "fake"),
+            f"{mixed}: backend={self.backend.name} serves one base model; mixed societies run on backend=hf",
+        )
+        _check(self.train.processes == 1, f"{mixed}: train.processes must be 1 (each base trains its own agents)")
 
 
 ConfigStore.instance().store(name="debate_ft_schema", node=Config)

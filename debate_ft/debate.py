@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from debate_ft import prompts
 from debate_ft.backends import Backend, Request
+from debate_ft.bases import agent_bases
 from debate_ft.config import Config, GenerationConfig
 from debate_ft.errors import DataError
 from debate_ft.layout import RunDir
@@ -84,7 +85,7 @@ class Debate:
         for round_ in range(1, self.rounds + 1):
             pending = self._prompts(questions, turns, round_, seed)  # turns asked, not answered yet
             requests = [
-                Request(conversation([*turns[q], turn], turn.agent), turn.adapter, agent_name(turn))
+                Request(conversation([*turns[q], turn], turn.agent), turn.adapter, agent_name(turn), turn.model)
                 for q, turn in pending
             ]
             completions = self.backend.generate(
@@ -121,9 +122,15 @@ class Debate:
                 else:
                     prompt = prompts.debate_prompt(question.text, self.task.answer_format, others[q][agent])
                 system = prompts.persona(role, agent, size) if self.society.agent_ids else None
-                adapter = self.society.adapter(role, agent)
                 turn = Turn(
-                    round=round_, agent=agent, role=role, adapter=adapter, system=system, summary=summary, prompt=prompt
+                    round=round_,
+                    agent=agent,
+                    role=role,
+                    adapter=self.society.adapter(role, agent),
+                    model=self.society.model(agent),
+                    system=system,
+                    summary=summary,
+                    prompt=prompt,
                 )
                 pending.append((q, turn))
         return pending
@@ -152,17 +159,13 @@ class RunDebates:
         self.fine_tuning = FINE_TUNINGS[config.ft_method]
 
     def society(self, trained: Collection[str] = ()) -> Society:
-        return self.fine_tuning.society(self.config.agents.n, trained)
+        return self.fine_tuning.society(self.config.agents.n, trained, agent_bases(self.config))
 
     def debate(self, task: Task, trained: Collection[str] = (), scoring: str = "debate", sampling=None) -> Debate:
         """The debate of `scoring`'s shape (agents x rounds), by the society of `trained`."""
         config = self.config
         agents, rounds = SCORINGS[scoring].shape(config.agents.n, config.debate.rounds)
-        full = self.society(trained)
-        cycled = [i % full.size for i in range(agents)]  # self-consistency's N x M samples cycle through the N agents
-        society = Society(
-            tuple(full.generators[i] for i in cycled), tuple(full.critics[i] for i in cycled), full.agent_ids
-        )
+        society = self.society(trained).cycled(agents)
         summarize = self.fine_tuning.summarizes(config.debate.summarize)
         return Debate(
             task, self.backend, society, rounds, summarize, sampling or config.generation, config.debate.prompt

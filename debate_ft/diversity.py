@@ -3,10 +3,13 @@
 All four come from one test-debate transcript (iter<k>/test_<N>x<M>.jsonl), with no extra sampling:
   dissimilarity  mean over questions of the mean pairwise (1 - cos) between the agents' last-round responses
   KL from base   per agent, over its own turns y in context x: log p_agent(y|x) - log p_base(y|x)
-  NLL matrix     M[i, j] = per-token NLL of agent j's turns under agent i, each turn in agent j's context
+  NLL matrix     M[i, j] = per-token NLL of agent j's turns under agent i, each turn in agent j's context; in a
+                 mixed society (agents on different base models, so different tokenizers) per UTF-8 byte
+                 instead, the unit every tokenizer shares (diversity.csv's nll_unit says which)
   consensus      mean fraction of agents whose last-round answer is the vote (transcript.round_vote)
-Agent i is whoever spoke as agent i: its generator adapter in round 1 and its critic adapter later, as the
-transcript records them, so one-adapter methods (majority_ft, single_agent_ft, ...) are measured alike.
+Agent i is whoever spoke as agent i: its generator adapter in round 1 and its critic adapter later, on its base
+model, as the transcript records them, so one-adapter methods (majority_ft, single_agent_ft, ...) are measured
+alike; "base" is the author's own base model.
 """
 
 from __future__ import annotations
@@ -83,9 +86,10 @@ class Scored:
     """One transcript turn to score: its author, every agent's identity in that round, its context and text."""
 
     author: int
-    scorers: tuple[tuple[str | None, str | None], ...]  # agent i's (adapter, persona system message)
+    scorers: tuple[tuple[str | None, str | None, str | None], ...]  # agent i's (adapter, persona, base model)
     messages: tuple[Message, ...]  # the author's conversation up to this turn, without a system message
     system: str | None  # the author's own persona (agent-ID ablation), else None
+    model: str | None  # the author's base model (None: the society's one base)
     response: str
 
 
@@ -93,14 +97,19 @@ def scored_turns(records: Sequence[Record]) -> Iterator[Scored]:
     """Every turn of every record, in the context its author saw when it was generated."""
     for record in records:
         turns = record.turns
-        identity = {(t.round, t.agent): (t.adapter, t.system) for t in turns}
+        identity = {(t.round, t.agent): (t.adapter, t.system, t.model) for t in turns}
         agents = 1 + max(t.agent for t in turns)
         for turn in turns:
             asked = replace(turn, response=None)
             earlier = [t for t in turns if t.round < turn.round]
             messages = tuple(m for m in conversation([*earlier, asked], turn.agent) if m["role"] != "system")
             scorers = tuple(identity[turn.round, agent] for agent in range(agents))
-            yield Scored(turn.agent, scorers, messages, turn.system, turn.response)
+            yield Scored(turn.agent, scorers, messages, turn.system, turn.model, turn.response)
+
+
+def mixed_bases(records: Sequence[Record]) -> bool:
+    """Whether the transcript's agents speak on more than one base model (so with different tokenizers)."""
+    return len({turn.model for record in records for turn in record.turns}) > 1
 
 
 def _persona(messages: tuple[Message, ...], system: str | None) -> list[Message]:
@@ -116,7 +125,7 @@ def logprob_sums(
     unique: list[int] = []
     rows = []
     for row, (request, completion) in enumerate(zip(requests, completions)):
-        key = (request.adapter, json.dumps(list(request.messages)), completion)
+        key = (request.model, request.adapter, json.dumps(list(request.messages)), completion)
         if key not in index:
             index[key] = len(unique)
             unique.append(row)
@@ -129,12 +138,13 @@ def logprob_sums(
 
 @dataclass(frozen=True)
 class Scores:
-    """Summed log-probabilities of every turn under every agent (columns) and under the base model."""
+    """Summed log-probabilities of every turn under every agent (columns) and under its author's base model."""
 
     authors: np.ndarray  # (turns,)
-    tokens: np.ndarray  # (turns,)
+    tokens: np.ndarray  # (turns,) under the author's tokenizer
     by_agent: np.ndarray  # (turns, agents)
     base: np.ndarray  # (turns,)
+    nll_units: np.ndarray  # (turns,) what the NLL matrix is per: tokens, or UTF-8 bytes where tokenizers differ
 
     def kl(self) -> pd.DataFrame:
         """Per agent: mean of log p_agent - log p_base over its own turns, per token and per response."""
@@ -155,29 +165,34 @@ class Scores:
         return pd.DataFrame(rows)
 
     def nll(self) -> np.ndarray:
-        """M[i, j]: agent j's turns' total NLL under agent i over their token count."""
+        """M[i, j]: agent j's turns' total NLL under agent i over their length in `nll_units`."""
         agents = self.by_agent.shape[1]
         matrix = np.full((agents, agents), math.nan)
         for author in range(agents):
             mine = self.authors == author
             if mine.any():
-                matrix[:, author] = -self.by_agent[mine].sum(axis=0) / self.tokens[mine].sum()
+                matrix[:, author] = -self.by_agent[mine].sum(axis=0) / self.nll_units[mine].sum()
         return matrix
 
 
 def score_society(backend: Backend, records: Sequence[Record]) -> Scores:
-    """One batched logprobs call: every turn under every agent of its round and under the base."""
+    """One batched logprobs call: every turn under every agent of its round and under its author's base."""
     turns = list(scored_turns(records))
     agents = len(turns[0].scorers)
     requests, completions = [], []
     for turn in turns:
-        requests += [Request(_persona(turn.messages, system), adapter) for adapter, system in turn.scorers]
-        requests.append(Request(_persona(turn.messages, turn.system), None))  # the same context, adapter off
+        requests += [
+            Request(_persona(turn.messages, system), adapter, model=model) for adapter, system, model in turn.scorers
+        ]
+        # the same context, adapter off
+        requests.append(Request(_persona(turn.messages, turn.system), None, model=turn.model))
         completions += [turn.response] * (agents + 1)
     sums, tokens = logprob_sums(backend, requests, completions)
     table = sums.reshape(len(turns), agents + 1)
     authors = np.array([turn.author for turn in turns])
-    return Scores(authors, tokens.reshape(len(turns), agents + 1)[:, 0], table[:, :agents], table[:, agents])
+    own = tokens.reshape(len(turns), agents + 1)[:, agents]  # counted by the author's own tokenizer
+    units = np.array([len(turn.response.encode()) for turn in turns]) if mixed_bases(records) else own
+    return Scores(authors, own, table[:, :agents], table[:, agents], units)
 
 
 def likelihood_summary(matrix: np.ndarray) -> dict:
@@ -217,6 +232,7 @@ def measure(
         "kl_token": float(kl["kl_token"].mean()),
         "kl_response": float(kl["kl_response"].mean()),
         **likelihood_summary(matrix),
+        "nll_unit": "byte" if mixed_bases(records) else "token",
         **skipped,
     }
     return row, kl, matrix

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import datasets
 
-from debate_ft.backends.engines import make_backend
-from debate_ft.compute import Ledger, Metered
+from debate_ft.backends.engines import society_backend
+from debate_ft.bases import adapter_bases, base_configs
+from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import RunDebates
 from debate_ft.diversity import Diversity
@@ -62,22 +63,26 @@ class Iterations:
         self.task = get_task(config.dataset)  # the society debates and learns on this one
         self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
         self.ledger = Ledger(run_dir)
-        self.backend = Metered(make_backend(config.backend, config.model), self.ledger)
+        self.backend = society_backend(config, self.ledger)
+        self.bases, self.adapter_bases = base_configs(config), adapter_bases(config)
         self.debates = RunDebates(config, self.backend, run_dir)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
         self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, fine_tuning.name)
-        self._trainer: HostedModel | None = None
+        self._trainers: dict[str, HostedModel] = {}  # HF copies of bases whose engine cannot train
 
-    @property
-    def trainer(self) -> HostedModel:
-        """The model training updates: the engine's own where it serves what it trains (hf), else an HF copy
-        hosted once, whose adapters the engine then loads from disk."""
-        trainable = self.backend.trainable()
+    def trainer(self, job: Job) -> HostedModel:
+        """The model that trains `job`'s adapter, its base's: the engine's own where it serves what it trains
+        (hf), else an HF copy hosted once, whose adapters the engine then loads from disk."""
+        key = self.adapter_bases[job.name]
+        trainable = self.backend.engine(key).trainable()
         if trainable is not None:
             return trainable.hosted
-        if self._trainer is None:
-            self._trainer = host(self.config.model, self.config.backend.device, self.config.backend.dtype)
-        return self._trainer
+        if key not in self._trainers:
+            self._trainers[key] = host(self.bases[key], self.config.backend.device, self.config.backend.dtype)
+        return self._trainers[key]
+
+    def system_prompt(self, job: Job) -> str | None:
+        return self.bases[self.adapter_bases[job.name]].system_prompt
 
     def society(self) -> Society:
         return self.debates.society(self.adapters)
@@ -169,15 +174,15 @@ class Iterations:
             self.train_jointly(self.layout.adapters(k), jobs)
         else:
             for job in jobs:
-                train_adapter(self.trainer, job.examples, job.out_dir, config.train, job.seed, job.init_from,
-                              config.model.system_prompt)  # fmt: skip
+                train_adapter(self.trainer(job), job.examples, job.out_dir, config.train, job.seed, job.init_from,
+                              self.system_prompt(job))  # fmt: skip
 
     def release_trainer(self) -> None:
-        """Free a GPU training copy before the engine wakes: the engine's reservation assumed the memory free."""
-        if self._trainer is not None and self._trainer.device.type == "cuda":
+        """Free GPU training copies before the engines wake: their reservations assumed the memory free."""
+        if any(trainer.device.type == "cuda" for trainer in self._trainers.values()):
             import torch
 
-            self._trainer = None
+            self._trainers.clear()
             gc.collect()
             torch.cuda.empty_cache()
 
@@ -189,11 +194,14 @@ class Iterations:
                 shutil.copytree(folder, staging)
             staged = [replace(job, out_dir=staging / job.name) for job in jobs]
             config = self.config
-            if config.train.processes > 1:
+            if config.train.processes > 1:  # one base (config.py refuses it for mixed societies)
                 spec = staging.parent / "jobs.json"  # removed with the staging folder's parent
-                train_in_processes(staged, config.model, config.train, config.backend.dtype, spec)
-            else:
-                train_adapters(self.trainer, staged, config.train, config.model.system_prompt)
+                base = self.bases[self.adapter_bases[jobs[0].name]]
+                train_in_processes(staged, base, config.train, config.backend.dtype, spec)
+                return
+            for base in dict.fromkeys(self.adapter_bases[job.name] for job in staged):  # each base its own agents
+                mine = [job for job in staged if self.adapter_bases[job.name] == base]
+                train_adapters(self.trainer(mine[0]), mine, config.train, self.system_prompt(mine[0]))
 
 
 def summary(plan: dict[str, list[dict]], sizes: list[dict]) -> dict:

@@ -30,11 +30,12 @@ def critic(agent: int) -> str:
 
 @dataclass(frozen=True)
 class Society:
-    """Who speaks: each agent's adapter as a generator (round 1) and as a critic (rounds 2..M)."""
+    """Who speaks: each agent's adapter as a generator (round 1) and as a critic (rounds 2..M), on its base."""
 
     generators: tuple[str | None, ...]
     critics: tuple[str | None, ...]
     agent_ids: bool = False  # agent-ID ablation: a system message tells the one model which agent it is
+    models: tuple[str | None, ...] = ()  # a mixed society's base per agent (bases.py); empty: the one base
 
     @classmethod
     def base(cls, agents: int) -> Society:
@@ -46,6 +47,14 @@ class Society:
 
     def adapter(self, role: str, agent: int) -> str | None:
         return (self.generators if role == "generator" else self.critics)[agent]
+
+    def model(self, agent: int) -> str | None:
+        return self.models[agent] if self.models else None
+
+    def cycled(self, agents: int) -> Society:
+        """A society of `agents` cycling through this one's (self-consistency's N x M samples of N agents)."""
+        pick = lambda values: tuple(values[i % self.size] for i in range(agents)) if values else ()  # noqa: E731
+        return Society(pick(self.generators), pick(self.critics), self.agent_ids, pick(self.models))
 
 
 class AgentSets(Protocol):
@@ -107,17 +116,23 @@ class FineTuning:
     summarize: bool | None = None  # forces debate.summarize (None: the config's)
     labels: Labelling = DEBATE_MAJORITY
 
+    @property
+    def per_agent(self) -> bool:
+        """Whether each agent has adapters of its own (a mixed society needs that: an adapter fits one base)."""
+        return self.plan == OWN
+
     def summarizes(self, configured: bool) -> bool:
         """Whether its critics read a summary of the other answers, given the config's debate.summarize."""
         return configured if self.summarize is None else self.summarize
 
-    def society(self, agents: int, trained: Collection[str]) -> Society:
-        """Who speaks once the adapters named in `trained` exist; an agent without its adapter is the base model."""
+    def society(self, agents: int, trained: Collection[str], models: tuple[str | None, ...] = ()) -> Society:
+        """Who speaks once the adapters named in `trained` exist, agent i on base `models[i]` (empty: all on the
+        one base); an agent without its adapter is its base model."""
         served = lambda name: name if name in trained else None  # noqa: E731
         if self.plan != OWN:
-            return Society((served(SHARED),) * agents, (served(SHARED),) * agents, self.agent_ids)
+            return Society((served(SHARED),) * agents, (served(SHARED),) * agents, self.agent_ids, models)
         critics = tuple(served(critic(i)) if self.critics else None for i in range(agents))
-        return Society(tuple(served(generator(i)) for i in range(agents)), critics, self.agent_ids)
+        return Society(tuple(served(generator(i)) for i in range(agents)), critics, self.agent_ids, models)
 
     def training_plan(self, sets: Sequence[AgentSets]) -> dict[str, list[dict]]:
         """The training plan: each adapter's examples, from every agent's sets."""

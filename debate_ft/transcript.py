@@ -2,8 +2,9 @@
 written to the JSON lines of iter<k>/<split>_<N>x<M>.jsonl, and the views every stage reads them through.
 
 A line is {"id", "question", "gold", "turns", "answer", "consensus", "correct"}; each turn is {"round", "agent",
-"role", "adapter", ["system"], ["summary"], "prompt", "response", "answer", "tokens"}, in that key order, with
-"system" (agent-ID ablation) and "summary" (summarised debate) present only when set. Rounds count from 1,
+"role", "adapter", ["model"], ["system"], ["summary"], "prompt", "response", "answer", "tokens"}, in that key order,
+with "model" (a mixed society's base), "system" (agent-ID ablation) and "summary" (summarised debate) present only
+when set. Rounds count from 1,
 agents from 0. A round's vote is counted by vote.majority over its answers in agent order (round_vote): the
 record's own answer and consensus, every evaluate method's vote and the browser's round-1 vote come from it.
 """
@@ -20,11 +21,11 @@ from debate_ft.methods import critic, generator
 from debate_ft.runs import read_records, type_problem
 from debate_ft.vote import Equivalent, Vote, majority
 
-_UNSET_ABSENT = ("system", "summary")  # turn keys a line leaves out when they are None
+_UNSET_ABSENT = ("model", "system", "summary")  # turn keys a line leaves out when they are None
 _TEXT = (str, type(None))
 TURN_TYPES = {
-    "round": int, "agent": int, "role": str, "adapter": _TEXT, "system": _TEXT, "summary": _TEXT, "prompt": str,
-    "response": _TEXT, "answer": _TEXT, "tokens": int,
+    "round": int, "agent": int, "role": str, "adapter": _TEXT, "model": _TEXT, "system": _TEXT, "summary": _TEXT,
+    "prompt": str, "response": _TEXT, "answer": _TEXT, "tokens": int,
 }  # fmt: skip
 RECORD_TYPES = {
     "id": str,
@@ -46,6 +47,7 @@ class Turn:
     agent: int
     role: str  # generator (round 1) or critic
     adapter: str | None  # None: the base model
+    model: str | None = None  # a mixed society's base model key (bases.py); None: the run's one base
     system: str | None = None  # the agent's persona system message (agent-ID ablation)
     summary: str | None = None  # the base model's summary of the other agents' previous answers
     prompt: str

@@ -98,7 +98,8 @@ def test_turns_are_scored_in_their_authors_context_by_each_agent_of_that_round()
     records = [replace(original, turns=(*original.turns[:2], critic_turn, *original.turns[3:]))]
     turns = list(scored_turns(records))
     critic = turns[2]
-    assert (critic.author, critic.scorers) == (0, (("crit0", "You are agent 0."), ("gen1", "You are agent 1.")))
+    expected = (("crit0", "You are agent 0.", None), ("gen1", "You are agent 1.", None))
+    assert (critic.author, critic.scorers) == (0, expected)
     own = conversation(records[0].turns[:1], 0)[1:]  # its round-1 question and answer, no system message
     assert list(critic.messages[:2]) == own and critic.messages[-1]["content"].endswith("(round 2)")
     assert critic.system == "You are agent 0." and critic.response.startswith("Agent 0")

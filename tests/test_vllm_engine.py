@@ -127,10 +127,10 @@ def test_evaluate_and_iterate_run_on_the_engine(engine, tmp_path, monkeypatch, c
     """`evaluate` and a 2-iteration `iterate` through the CLI, every debate and the diversity stage's scoring on
     the vLLM engine (shared with this module's other tests instead of a second start-up), training on an HF copy
     whose adapters the engine then serves."""
-    from debate_ft import cli, commands, iterate
+    from debate_ft import cli
+    from debate_ft.backends import engines
 
-    monkeypatch.setattr(commands, "make_backend", lambda *_: engine)
-    monkeypatch.setattr(iterate, "make_backend", lambda *_: engine)
+    monkeypatch.setattr(engines, "make_backend", lambda *_: engine)
     settings = [
         "+dataset=arithmetic", "dataset.operands=2", "dataset.max_value=9", "dataset.train_size=8",
         "dataset.test_size=8", "agents.n=2", "generation.max_new_tokens=32", "generation.temperature=0.3",

@@ -1,9 +1,13 @@
-"""The engine a config names, imported only when chosen (vLLM and the HF stack are heavy)."""
+"""The engine a config names, imported only when chosen (vLLM and the HF stack are heavy), and the engine a
+run's society speaks through: one per base model (routed.py), each metered into the run's compute ledger."""
 
 from __future__ import annotations
 
 from debate_ft.backends import Backend
-from debate_ft.config import BackendConfig, ModelConfig
+from debate_ft.backends.routed import RoutedBackend
+from debate_ft.bases import adapter_bases, base_configs, default_base
+from debate_ft.compute import Ledger, Metered
+from debate_ft.config import BackendConfig, Config, ModelConfig
 
 
 def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:
@@ -22,3 +26,12 @@ def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:
     from debate_ft.backends.hf import HFBackend
 
     return HFBackend.from_config(model, backend)
+
+
+def society_backend(config: Config, ledger: Ledger) -> RoutedBackend:
+    """The society's engine: each base model's engine, loaded when first asked, metered into `ledger`."""
+    engines = {
+        key: (lambda model=model: Metered(make_backend(config.backend, model), ledger))
+        for key, model in base_configs(config).items()
+    }
+    return RoutedBackend(engines, default_base(config), adapter_bases(config))

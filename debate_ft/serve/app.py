@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from debate_ft.serve.society import SOCIETY_MODEL, ServedSociety
+from debate_ft.serve.society import BASE_MODEL, SOCIETY_MODEL, ServedSociety
 
 
 class APIError(Exception):
@@ -74,19 +74,21 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         return await api_error(_, APIError(400, f"{where}: {first.get('msg', 'invalid value')}"))
 
-    context = served.backend.context or sys.maxsize  # a model config that names no context bounds nothing
+    def context(model: str) -> int:
+        return served.engine(model).context or sys.maxsize  # a model config that names no context bounds nothing
 
-    def too_long(asked: str) -> APIError:
-        return APIError(400, f"this model's context is {context} tokens; {asked}", code="context_length_exceeded")
+    def too_long(model: str, asked: str) -> APIError:
+        message = f"this model's context is {context(model)} tokens; {asked}"
+        return APIError(400, message, code="context_length_exceeded")
 
-    def fits(prompt_tokens: int, max_tokens: int) -> None:
-        if prompt_tokens + max_tokens > context:
-            raise too_long(f"the request asks for {prompt_tokens} prompt tokens and {max_tokens} new ones")
+    def fits(model: str, prompt_tokens: int, max_tokens: int) -> None:
+        if prompt_tokens + max_tokens > context(model):
+            raise too_long(model, f"the request asks for {prompt_tokens} prompt tokens and {max_tokens} new ones")
 
-    def fits_untokenized(characters: int) -> None:
+    def fits_untokenized(model: str, characters: int) -> None:
         """Refuse a prompt too long for the context before paying to tokenize it."""
-        if characters > context * CHARS_PER_TOKEN:
-            raise too_long(f"a prompt of {characters:,} characters cannot fit")
+        if characters > context(model) * CHARS_PER_TOKEN:
+            raise too_long(model, f"a prompt of {characters:,} characters cannot fit")
 
     def authorized(request: Request) -> None:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -109,12 +111,12 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         if body.n != 1:
             raise APIError(400, "n must be 1")
         max_tokens = body.max_completion_tokens or body.max_tokens
-        fits(0, max_tokens or 0)
+        fits(model, 0, max_tokens or 0)
         sampling = served.sampling(max_tokens, body.temperature, body.top_p)
         seed = served.config.seed if body.seed is None else body.seed
         messages = [m.model_dump() for m in body.messages]
-        fits_untokenized(sum(len(m["content"]) for m in messages))
-        fits(served.backend.prompt_tokens(messages), sampling.max_new_tokens)
+        fits_untokenized(model, sum(len(m["content"]) for m in messages))
+        fits(model, served.engine(model).prompt_tokens(messages), sampling.max_new_tokens)
         if model == SOCIETY_MODEL:
             return society_reply(served, messages, sampling, seed)
         completion, prompt_tokens = served.chat(model, messages, sampling, seed)
@@ -127,12 +129,12 @@ def create_app(served: ServedSociety, api_key: str | None = None) -> FastAPI:
         if model == SOCIETY_MODEL or not body.echo or body.logprobs is None:
             raise APIError(400, "this server scores prompts on /v1/completions (echo=true with logprobs, a base or "
                            "adapter model); generate through /v1/chat/completions")  # fmt: skip
-        tokenizer = served.backend.tokenizer
+        tokenizer = served.engine(model).tokenizer
         ids = body.prompt
         if isinstance(ids, str):
-            fits_untokenized(len(ids))
+            fits_untokenized(model, len(ids))
             ids = tokenizer(ids, add_special_tokens=False)["input_ids"]
-        fits(len(ids), 0)
+        fits(model, len(ids), 0)
         vocabulary = len(tokenizer)
         if not all(0 <= i < vocabulary for i in ids):
             raise APIError(400, f"prompt: token ids must be in 0..{vocabulary - 1}")
@@ -152,7 +154,8 @@ def society_reply(served: ServedSociety, messages: list[dict], sampling, seed: i
         raise APIError(400, "the society debates the last user message; there is none")
     record = served.debate(questions[-1], sampling, seed)
     generated = sum(turn.tokens for turn in record.turns)
-    prompt_tokens = sum(served.backend.prompt_tokens([{"role": "user", "content": t.prompt}]) for t in record.turns)
+    asked = [(turn.model or BASE_MODEL, [{"role": "user", "content": turn.prompt}]) for turn in record.turns]
+    prompt_tokens = sum(served.engine(model).prompt_tokens(messages) for model, messages in asked)
     body = reply(SOCIETY_MODEL, record.answer or "", "stop", prompt_tokens, generated)
     unasked = ("id", "gold", "correct")  # a request has no gold answer
     line = {key: value for key, value in record.to_dict().items() if key not in unasked}

@@ -1,8 +1,9 @@
 """A run's trained society, loaded from its run directory, answering the server's requests.
 
 The models it serves: `base` (the base model), every trained adapter by name (gen0, crit0, ... or `shared`),
-each as the latest iteration trained it, and `society`, a whole debate among the run's agents. The one model
-is not thread-safe, so requests take turns on it (a lock).
+each as the latest iteration trained it, and `society`, a whole debate among the run's agents; a mixed society
+also serves each of its base models by its key (bases.py). Models are not thread-safe, so requests take turns
+(a lock).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
+from debate_ft.backends.routed import RoutedBackend
+from debate_ft.bases import adapter_bases, base_configs, default_base
 from debate_ft.config import LORA_RANKS, Config, GenerationConfig
 from debate_ft.debate import RunDebates
 from debate_ft.errors import ConfigError
@@ -50,6 +53,11 @@ def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
     from debate_ft.backends.vllm import server_command
 
     config = saved_config(run_dir)
+    if config.agents.mixed:
+        raise ConfigError(
+            f"{run_dir} is a mixed society (agents.models={config.agents.models}): one vllm server serves one base "
+            "model; use `serve`"
+        )
     _, adapters = trained_adapters(run_dir, iteration)
     rank = min(r for r in LORA_RANKS if r >= max(config.train.lora_r, config.backend.max_lora_rank))
     command = server_command(config.model, replace(config.backend, max_lora_rank=rank), False, BASE_MODEL)
@@ -61,7 +69,7 @@ def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
 @dataclass
 class ServedSociety:
     config: Config
-    backend: HFBackend  # in-process hf: the server also scores raw token ids (token_logprobs)
+    backend: RoutedBackend  # in-process hf engines, one per base: the server also scores raw token ids
     task: Task
     debates: RunDebates  # the run's society and effective debate settings, as iterate debated with them
     iteration: int
@@ -77,17 +85,34 @@ class ServedSociety:
     def load(cls, run_dir: Path, iteration: int | None = None, device: str = "auto") -> ServedSociety:
         config = saved_config(run_dir)
         iteration, adapters = trained_adapters(run_dir, iteration)
-        backend = HFBackend.from_config(config.model, replace(config.backend, name="hf", device=device))
+        hf = replace(config.backend, name="hf", device=device)
+        engines = {key: (lambda m=model: HFBackend.from_config(m, hf)) for key, model in base_configs(config).items()}
+        backend = RoutedBackend(engines, default_base(config), adapter_bases(config))
         for name, path in adapters.items():
             backend.load_adapter(name, path)
         return cls(config, backend, get_task(config.dataset), RunDebates(config, backend), iteration, adapters)
 
+    def bases(self) -> list[str]:
+        """A mixed society's base models, served by their keys."""
+        return list(self.config.agents.models) if self.config.agents.mixed else []
+
     def models(self) -> list[str]:
-        return [BASE_MODEL, *self.adapters, *self.aliases, SOCIETY_MODEL]
+        return [BASE_MODEL, *dict.fromkeys(self.bases()), *self.adapters, *self.aliases, SOCIETY_MODEL]
 
     def adapter(self, model: str) -> str | None:
-        """The adapter a served model name stands for (None: the base model)."""
-        return None if model == BASE_MODEL else self.aliases.get(model, model)
+        """The adapter a served model name stands for (None: a base model)."""
+        return None if model in (BASE_MODEL, *self.bases()) else self.aliases.get(model, model)
+
+    def base(self, model: str) -> str | None:
+        """The base key of a served model name, a base key or None (the society and `base`: the default base)."""
+        adapter = self.adapter(model) if model != SOCIETY_MODEL else None
+        if adapter is not None:
+            return self.backend.adapter_bases[adapter]
+        return model if model in self.bases() else None
+
+    def engine(self, model: str) -> HFBackend:
+        """The engine serving `model` (a served name or a base key), for its tokenizer and context."""
+        return self.backend.engine(self.base(model))
 
     def sampling(self, max_tokens: int | None, temperature: float | None, top_p: float | None) -> GenerationConfig:
         """The run's sampling settings, with what a request sets."""
@@ -100,10 +125,10 @@ class ServedSociety:
 
     def chat(self, model: str, messages: list[dict], sampling: GenerationConfig, seed: int) -> tuple[Completion, int]:
         """One reply by the base model or one adapter, and its prompt's token count."""
-        request = Request(messages, self.adapter(model))
+        request = Request(messages, self.adapter(model), model=self.base(model))
         with self.lock:
             completion = self.backend.generate([request], sampling, seed, desc="serve")[0]
-        return completion, self.backend.prompt_tokens(messages)
+        return completion, self.engine(model).prompt_tokens(messages)
 
     def debate(self, question: str, sampling: GenerationConfig, seed: int) -> Record:
         """The society's debate on one question, as a transcript line holds it (its gold is empty)."""
@@ -114,4 +139,4 @@ class ServedSociety:
     def score(self, model: str, ids: list[int]) -> list[float | None]:
         """Log-probability of every token of `ids` given the ones before it (None for the first)."""
         with self.lock:
-            return self.backend.token_logprobs(ids, self.adapter(model))
+            return self.engine(model).token_logprobs(ids, self.adapter(model))
