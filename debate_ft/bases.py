@@ -1,8 +1,10 @@
 """Which base model each agent runs on (mixed societies): `agents.models` resolved into model configs.
 
 A base is named by its agents.models entry (its key): `model`'s own name stands for `model` itself, with any
-overrides; another conf/model name reads that file; a path is a local model folder. A homogeneous society's
-requests and transcript turns name no base: they all go to its one base (the default), as before mixing existed.
+overrides; another conf/model name reads that file; a path is a local model folder. Every base is an agent's
+(agent 0's is the default: it takes the requests that name no base, such as summaries), so no model is loaded
+that no agent speaks with. A homogeneous society's requests and transcript turns name no base: they all go to
+its one base, as before mixing existed.
 """
 
 from __future__ import annotations
@@ -33,9 +35,8 @@ def model_config(entry: str, default: ModelConfig) -> ModelConfig:
 
 
 def default_base(config: Config) -> str:
-    """The base of requests that name none: a homogeneous society's one base (agents.models may name it for
-    all), else `model`, which writes a mixed society's summaries."""
-    return config.agents.models[0] if config.agents.models and not config.agents.mixed else config.model.name
+    """The base of requests that name none (summaries, serve's `base`): agent 0's."""
+    return config.agents.models[0] if config.agents.models else config.model.name
 
 
 def agent_bases(config: Config) -> tuple[str | None, ...]:
@@ -44,9 +45,14 @@ def agent_bases(config: Config) -> tuple[str | None, ...]:
 
 
 def base_configs(config: Config) -> dict[str, ModelConfig]:
-    """Every base a run may load, by key: the default and each agent's."""
+    """Every base the society runs on, by key, agent 0's (the default) first."""
     keys = dict.fromkeys([default_base(config), *config.agents.models])
     return {key: model_config(key, config.model) for key in keys}
+
+
+def society_name(config: Config) -> str:
+    """The society's base models as a label: one name, or each agent's joined by '+'."""
+    return "+".join(config.agents.models) if config.agents.mixed else default_base(config)
 
 
 def adapter_bases(config: Config) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from debate_ft.backends.engines import society_backend
+from debate_ft.bases import society_name
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import RunDebates
@@ -28,6 +29,8 @@ def check_settings(command: str, config: Config) -> None:
     if command != "iterate" and config.ft_method != DEFAULT_FINE_TUNING:
         does = "trains its nodes with online DPO" if command == "flow" else "debates the base model"
         raise ConfigError(f"ft_method is for iterate: `{command}` {does} (got ft_method={config.ft_method})")
+    if command == "flow" and config.agents.models:
+        raise ConfigError(f"agents.models is for societies (got {config.agents.models}); flow runs on model=<name>")
     if command != "evaluate" and config.method != DEFAULT_SCORING:
         raise ConfigError(
             {
@@ -59,7 +62,7 @@ def evaluate(config: Config, run_dir: Path) -> None:
     ledger = Ledger(run_dir)
     backend = society_backend(config, ledger)
     _, rows = evaluate_test(RunDebates(config, backend, run_dir), task, 0, config.method, ledger)
-    print_rows(rows, f"{config.dataset.name} test, {config.model.name} ({run_dir})")
+    print_rows(rows, f"{config.dataset.name} test, {society_name(config)} ({run_dir})")
 
 
 def iterate(config: Config, run_dir: Path) -> None:

@@ -247,8 +247,8 @@ class AgentsConfig:
     n: int = _help("Generator agents; as many critic agents debate in rounds 2..M.", 3)
     models: List[str] = _help(
         "Mixed societies: agent i's base model, one entry per agent: a conf/model name (e.g. smollm2, "
-        "gemma3-270m) or a local model folder (with a '/'). Empty: every agent runs on `model`, which also writes "
-        "summaries.",
+        "gemma3-270m) or a local model folder (with a '/'); agent 0's also writes summaries. Empty: every agent "
+        "runs on `model`.",
         factory=list,
     )
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import datasets
 
 from debate_ft.backends.engines import society_backend
-from debate_ft.bases import adapter_bases, base_configs
+from debate_ft.bases import base_configs, society_name
 from debate_ft.compute import Ledger
 from debate_ft.config import Config
 from debate_ft.debate import RunDebates
@@ -64,16 +64,20 @@ class Iterations:
         self.test_task = get_task(config.eval_dataset) if config.eval_dataset else self.task  # and is tested on this
         self.ledger = Ledger(run_dir)
         self.backend = society_backend(config, self.ledger)
-        self.bases, self.adapter_bases = base_configs(config), adapter_bases(config)
+        self.bases = base_configs(config)
         self.debates = RunDebates(config, self.backend, run_dir)
         self.adapters: dict[str, Path] = {}  # adapter name -> the PEFT directory it serves now
         self.diversity = Diversity(config.diversity, self.test_task, self.backend, run_dir, fine_tuning.name)
         self._trainers: dict[str, HostedModel] = {}  # HF copies of bases whose engine cannot train
 
+    def base(self, job: Job) -> str:
+        """The key of the base model `job`'s adapter lives on."""
+        return self.backend.adapter_bases[job.name]
+
     def trainer(self, job: Job) -> HostedModel:
         """The model that trains `job`'s adapter, its base's: the engine's own where it serves what it trains
         (hf), else an HF copy hosted once, whose adapters the engine then loads from disk."""
-        key = self.adapter_bases[job.name]
+        key = self.base(job)
         trainable = self.backend.engine(key).trainable()
         if trainable is not None:
             return trainable.hosted
@@ -82,7 +86,7 @@ class Iterations:
         return self._trainers[key]
 
     def system_prompt(self, job: Job) -> str | None:
-        return self.bases[self.adapter_bases[job.name]].system_prompt
+        return self.bases[self.base(job)].system_prompt
 
     def society(self) -> Society:
         return self.debates.society(self.adapters)
@@ -94,7 +98,7 @@ class Iterations:
             self.train(k, plan)
             rows += self.test(k, **summary(plan, sizes))
         print_rows(
-            rows, f"{self.test_task.name} test, {self.fine_tuning.name}, {self.config.model.name} ({self.run_dir})"
+            rows, f"{self.test_task.name} test, {self.fine_tuning.name}, {society_name(self.config)} ({self.run_dir})"
         )
 
     def test(self, k: int, **extra) -> list[dict]:
@@ -196,11 +200,10 @@ class Iterations:
             config = self.config
             if config.train.processes > 1:  # one base (config.py refuses it for mixed societies)
                 spec = staging.parent / "jobs.json"  # removed with the staging folder's parent
-                base = self.bases[self.adapter_bases[jobs[0].name]]
-                train_in_processes(staged, base, config.train, config.backend.dtype, spec)
+                train_in_processes(staged, self.bases[self.base(jobs[0])], config.train, config.backend.dtype, spec)
                 return
-            for base in dict.fromkeys(self.adapter_bases[job.name] for job in staged):  # each base its own agents
-                mine = [job for job in staged if self.adapter_bases[job.name] == base]
+            for base in dict.fromkeys(map(self.base, staged)):  # each base trains its own agents
+                mine = [job for job in staged if self.base(job) == base]
                 train_adapters(self.trainer(mine[0]), mine, config.train, self.system_prompt(mine[0]))
 
 

@@ -35,7 +35,7 @@ class Society:
     generators: tuple[str | None, ...]
     critics: tuple[str | None, ...]
     agent_ids: bool = False  # agent-ID ablation: a system message tells the one model which agent it is
-    models: tuple[str | None, ...] = ()  # a mixed society's base per agent (bases.py); empty: the one base
+    models: tuple[str | None, ...] = ()  # a mixed society's base per agent (bases.py); None or empty: the one base
 
     @classmethod
     def base(cls, agents: int) -> Society:

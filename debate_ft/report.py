@@ -43,7 +43,13 @@ from debate_ft.tables import (
     print_table,
 )
 
-SETTINGS = {"agents.n": "n_agents", "debate.rounds": "n_rounds", "model.name": "model", "seed": "seed"}
+SETTINGS = {
+    "agents.n": "n_agents",
+    "debate.rounds": "n_rounds",
+    "model.name": "model",
+    "agents.models": "bases",
+    "seed": "seed",
+}
 
 
 def run_settings(folder: Path) -> dict:
@@ -58,6 +64,8 @@ def run_settings(folder: Path) -> dict:
         value = config
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, list):  # agents.models: one name for a one-base society, else each agent's
+            value = "+".join(map(str, value)) if len(set(map(str, value))) > 1 else (value or [None])[0]
         settings[column] = value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
     return settings
 

@@ -5,7 +5,8 @@ comparison the table implies as a paired difference (bootstrap 95% CI, exact McN
 Iteration 0 holds the baselines (scored from the base society's test debate); iteration k >= 1 holds each
 fine-tuning method's society, scored by its debate (and by self-consistency where `iterate extra_scorings=`
 asked for it: the equal-compute baseline of the fine-tuned agents). Runs with different agent counts get one row
-per count (Table 4), and transfer runs (`eval_dataset`) one row per training dataset. Runs at several seeds fill
+per count (Table 4), runs on different base models (mixed societies) one row per society's bases, and transfer
+runs (`eval_dataset`) one row per training dataset. Runs at several seeds fill
 one cell with the mean over seeds and its range; each comparison is then made per seed and pooled.
 """
 
@@ -52,6 +53,9 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     agents = _present(frame, "n_agents")
     if agents.nunique() > 1:  # Table 4: agent counts side by side (Base is one agent whatever the society)
         names = names.where(frame["method"] == "base", names + " (" + agents.astype(str) + " agents)")
+    bases = _present(frame, "bases").fillna(_present(frame, "model"))
+    if bases.nunique() > 1:  # mixed-model societies beside homogeneous ones: each row names its bases
+        names = names + " [" + bases.astype(str) + "]"
     trained_on = _present(frame, "trained_on")
     names = names.where(trained_on.isna(), names + " [trained on " + trained_on.astype(str) + "]")
     frame["row"] = names

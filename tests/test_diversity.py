@@ -90,6 +90,7 @@ def test_consensus_and_row_on_hand_built_transcripts(fake_backend):
     assert row["dissimilarity"] == pytest.approx(0.0, abs=1e-12)
     assert list(kl["responses"]) == [4, 4, 4] and matrix.shape == (3, 3)
     assert kl["kl_token"][1] == kl["kl_token"][2] == 0.0  # agents 1 and 2 are the base model
+    assert row["nll_unit"] == "token"  # one base model: one tokenizer
 
 
 def test_turns_are_scored_in_their_authors_context_by_each_agent_of_that_round():

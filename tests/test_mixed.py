@@ -8,10 +8,11 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import compose_config, tiny_run
 
-from debate_ft.backends import Completion, Request
+from debate_ft.backends import Request
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.routed import RoutedBackend
 from debate_ft.bases import adapter_bases, agent_bases, base_configs, default_base, model_config
@@ -19,6 +20,7 @@ from debate_ft.config import GenerationConfig, ModelConfig, to_dict
 from debate_ft.debate import RunDebates
 from debate_ft.diversity import measure, score_society
 from debate_ft.errors import ConfigError, ModelError
+from debate_ft.results import labelled
 from debate_ft.tasks import get_task
 from debate_ft.testing import save_tiny_model
 from debate_ft.transcript import read
@@ -76,24 +78,24 @@ def test_a_mixed_config_names_each_agents_base_and_adapter_owner(tiny_model_dir)
     assert "shared" not in owners
 
 
-def test_routing_sends_each_row_to_its_base_in_order_and_loads_bases_lazily(tmp_path):
-    built = []
+class Scorer(FakeBackend):
+    """A fake engine whose log-probabilities say which engine scored: every token scores `value`."""
 
-    def engine(value):
-        def make():
-            built.append(value)
-            return FakeBackend(answering(value))
+    def __init__(self, value: float):
+        super().__init__(answering(str(int(-value))))
+        self.value = value
 
-        return make
+    def logprobs(self, requests, completions):
+        return [[self.value] * len(completion.split()) for completion in completions]
 
-    routed = RoutedBackend({"a": engine("1"), "b": engine("2"), "unused": engine("3")}, "a", {"gen1": "b"})
+
+def test_routing_sends_each_row_to_its_base_in_order(tmp_path):
+    routed = RoutedBackend({"a": Scorer(-1.0), "b": Scorer(-2.0)}, "a", {"gen1": "b"})
     requests = [Request([{"role": "user", "content": f"q{i}"}], model=m) for i, m in enumerate(["b", None, "a", "b"])]
     texts = [c.text for c in routed.generate(requests, SAMPLING, seed=0)]
     assert texts == ["The answer is 2.", "The answer is 1.", "The answer is 1.", "The answer is 2."]
-    assert sorted(built) == ["1", "2"]  # the base no request named was never loaded
     scored = routed.logprobs(requests, ["x y", "x", "x y z", "x"])
-    assert [len(values) for values in scored] == [3, 2, 4, 2]  # the fake's tokens are words + end
-    assert scored[0] == routed.engine("b").logprobs(requests[:1], ["x y"])[0]
+    assert scored == [[-2.0, -2.0], [-1.0], [-1.0, -1.0, -1.0], [-2.0]]
     adapter = tmp_path / "gen1"
     adapter.mkdir()
     (adapter / "adapter_model.safetensors").write_bytes(b"weights")
@@ -105,12 +107,25 @@ def test_routing_sends_each_row_to_its_base_in_order_and_loads_bases_lazily(tmp_
         routed.generate([Request([], model="c")], SAMPLING, seed=0)
 
 
+def test_summaries_are_written_by_agent_zeros_base(tmp_path):
+    config = compose_config(
+        "+dataset=arithmetic", "agents.n=2", "dataset.test_size=2", "debate.summarize=true",
+        "agents.models=[gemma3-270m,smollm2]",
+    )  # fmt: skip
+    engines = {"gemma3-270m": FakeBackend(answering("1")), "smollm2": FakeBackend(answering("2"))}
+    assert RoutedBackend.for_society(config, lambda model: engines[model.name]).engines == engines
+    backend = RoutedBackend(engines, default_base(config), adapter_bases(config))
+    records = RunDebates(config, backend, tmp_path).run(get_task(config.dataset), 0, "test", "debate")
+    summaries = {turn.summary for record in records for turn in record.turns if turn.round == 2}
+    assert summaries == {"The answer is 1."}  # agent 0's base (gemma3-270m here) summarised for both critics
+
+
 def test_each_agent_speaks_on_its_own_base_in_every_round(tmp_path):
     config = compose_config(
         "+dataset=arithmetic", "agents.n=3", "debate.rounds=2", "dataset.test_size=4",
         "agents.models=[smollm2,gemma3-270m,smollm2]", f"run.root={tmp_path}",
     )  # fmt: skip
-    engines = {"smollm2": lambda: FakeBackend(answering("1")), "gemma3-270m": lambda: FakeBackend(answering("2"))}
+    engines = {"smollm2": FakeBackend(answering("1")), "gemma3-270m": FakeBackend(answering("2"))}
     backend = RoutedBackend(engines, default_base(config), adapter_bases(config))
     records = RunDebates(config, backend, tmp_path).run(get_task(config.dataset), 0, "test", "debate")
     for record in records:
@@ -139,7 +154,7 @@ def test_nll_across_tokenizers_is_per_byte_and_kl_uses_the_authors_base(tmp_path
         "+dataset=arithmetic", "agents.n=2", "debate.rounds=1", "dataset.test_size=2",
         "agents.models=[smollm2,gemma3-270m]",
     )  # fmt: skip
-    engines = {"smollm2": lambda: FakeBackend(answering("3")), "gemma3-270m": lambda: FakeBackend(answering("4"))}
+    engines = {"smollm2": FakeBackend(answering("3")), "gemma3-270m": FakeBackend(answering("4"))}
     backend = RoutedBackend(engines, "smollm2", adapter_bases(config))
     records = RunDebates(config, backend, tmp_path).run(get_task(config.dataset), 0, "test", "debate")
     renamed = {"smollm2": "a", "gemma3-270m": "b"}
@@ -179,8 +194,40 @@ def test_iterate_trains_each_agents_adapters_on_its_own_base_and_serve_routes(
     assert {str(tiny_model_dir), str(second_model_dir)} <= set(served.models())
     widths = {name: served.engine(name).hosted.base.config.hidden_size for name in ("gen0", "crit1", "base")}
     assert widths == {"gen0": 64, "crit1": 32, "base": 64}
-    completion, prompt_tokens = served.chat("gen1", [{"role": "user", "content": "1+1?"}], SAMPLING, seed=0)
-    assert isinstance(completion, Completion) and prompt_tokens > 0
-    assert len(served.score(str(second_model_dir), [1, 2, 3])) == 3
+    messages = [{"role": "user", "content": "1+1?"}]
+    completion, prompt_tokens = served.chat("gen1", messages, SAMPLING, seed=0)
+    on_second = served.backend.engine(str(second_model_dir))
+    assert completion == on_second.generate([Request(messages, "gen1")], SAMPLING, seed=0)[0]
+    assert prompt_tokens == on_second.prompt_tokens(messages)
+    assert served.score(str(second_model_dir), [1, 2, 3]) == on_second.token_logprobs([1, 2, 3], None)
+    assert served.score("base", [1, 2, 3]) != on_second.token_logprobs([1, 2, 3], None)
     record = served.debate("What is the result of 1+2?", SAMPLING, seed=0)
     assert [t.model for t in record.turns if t.round == 1] == [str(tiny_model_dir), str(second_model_dir)]
+
+
+def test_the_results_table_gives_each_society_of_bases_its_own_row():
+    runs = pd.DataFrame(
+        {
+            "split": "test",
+            "ft_method": "multiagent_ft",
+            "method": "debate",
+            "iteration": [0, 1, 0, 1],
+            "dataset": "arithmetic",
+            "model": "smollm2",
+            "bases": [None, None, "smollm2+gemma3-270m", "smollm2+gemma3-270m"],
+        }
+    )
+    rows = sorted(labelled(runs)["row"])
+    assert rows == [
+        "Debate [smollm2+gemma3-270m]", "Debate [smollm2]",
+        "Multiagent FT (ours) [smollm2+gemma3-270m]", "Multiagent FT (ours) [smollm2]",
+    ]  # fmt: skip
+    assert labelled(runs.assign(bases=None))["row"].tolist()[0] == "Debate"  # one society: no label
+
+
+def test_flow_refuses_agents_models(capsys, tmp_path):
+    from helpers import run
+
+    code, out = run(["flow", "+dataset=musique", "agents.n=2", "agents.models=[smollm2,gemma3-270m]",
+                     f"run.root={tmp_path}"], capsys)  # fmt: skip
+    assert code == 2 and "agents.models is for societies" in out

@@ -30,7 +30,7 @@ class Request:
     messages: tuple[Message, ...] | list[Message]
     adapter: str | None = None  # a loaded LoRA adapter's name; None is the base model
     agent: str | None = None  # who asks (gen0, crit1, ...), for compute accounting; no effect on the output
-    model: str | None = None  # a mixed society's base model key (bases.py); None: the run's `model`
+    model: str | None = None  # a mixed society's base model key (bases.py); None: the society's default base
 
 
 @dataclass(frozen=True)

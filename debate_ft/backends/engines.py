@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from debate_ft.backends import Backend
 from debate_ft.backends.routed import RoutedBackend
-from debate_ft.bases import adapter_bases, base_configs, default_base
 from debate_ft.compute import Ledger, Metered
 from debate_ft.config import BackendConfig, Config, ModelConfig
 
@@ -29,9 +28,5 @@ def make_backend(backend: BackendConfig, model: ModelConfig) -> Backend:
 
 
 def society_backend(config: Config, ledger: Ledger) -> RoutedBackend:
-    """The society's engine: each base model's engine, loaded when first asked, metered into `ledger`."""
-    engines = {
-        key: (lambda model=model: Metered(make_backend(config.backend, model), ledger))
-        for key, model in base_configs(config).items()
-    }
-    return RoutedBackend(engines, default_base(config), adapter_bases(config))
+    """The society's engine: each base model's engine, metered into `ledger`."""
+    return RoutedBackend.for_society(config, lambda model: Metered(make_backend(config.backend, model), ledger))

@@ -1,8 +1,7 @@
 """A mixed society's engine: one engine per base model, each request sent to its own base's.
 
-Each engine is built on first use, so a base no request names (e.g. `model` when no agent runs on it and no
-summaries are asked for) is never loaded. A call's rows are split by base, each part is one batched call to that
-base's engine (with the call's seed), and the results come back in the rows' order.
+A call's rows are split by base, each part is one batched call to that base's engine (with the call's seed),
+and the results come back in the rows' order. A homogeneous society's engine is the one engine it wraps.
 """
 
 from __future__ import annotations
@@ -13,25 +12,29 @@ from pathlib import Path
 from typing import TypeVar
 
 from debate_ft.backends import Backend, Completion, Message, Request, Trainable
-from debate_ft.config import GenerationConfig
+from debate_ft.bases import adapter_bases, base_configs, default_base
+from debate_ft.config import Config, GenerationConfig, ModelConfig
 from debate_ft.errors import ModelError
 
 T = TypeVar("T")
 
 
 class RoutedBackend:
-    def __init__(self, engines: dict[str, Callable[[], Backend]], default: str, adapter_bases: dict[str, str]):
-        self._factories, self.default, self.adapter_bases = engines, default, adapter_bases
-        self._engines: dict[str, Backend] = {}
+    def __init__(self, engines: dict[str, Backend], default: str, adapter_bases: dict[str, str]):
+        self.engines, self.default, self.adapter_bases = engines, default, adapter_bases
+
+    @classmethod
+    def for_society(cls, config: Config, make: Callable[[ModelConfig], Backend]) -> RoutedBackend:
+        """Every base of `config`'s society, each engine made by `make` from its model config."""
+        engines = {key: make(model) for key, model in base_configs(config).items()}
+        return cls(engines, default_base(config), adapter_bases(config))
 
     def engine(self, key: str | None) -> Backend:
-        """The engine of base `key` (None: the default), loaded on first use."""
+        """The engine of base `key` (None: the default)."""
         key = key or self.default
-        if key not in self._engines:
-            if key not in self._factories:
-                raise ModelError(f"no base model {key!r} in this society (bases: {', '.join(self._factories)})")
-            self._engines[key] = self._factories[key]()
-        return self._engines[key]
+        if key not in self.engines:
+            raise ModelError(f"no base model {key!r} in this society (bases: {', '.join(self.engines)})")
+        return self.engines[key]
 
     def _routed(self, requests: Sequence[Request], call: Callable[[Backend, list[int]], list[T]]) -> list[T]:
         """`call(engine, rows)` once per base the requests name; results in the requests' order."""
@@ -75,6 +78,6 @@ class RoutedBackend:
     @contextmanager
     def offloaded(self) -> AbstractContextManager[None]:
         with ExitStack() as stack:
-            for engine in list(self._engines.values()):
+            for engine in self.engines.values():
                 stack.enter_context(engine.offloaded())
             yield

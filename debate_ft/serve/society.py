@@ -17,7 +17,7 @@ from debate_ft.backends import Completion, Request
 from debate_ft.backends.hf import HFBackend
 from debate_ft.backends.openai import served_name
 from debate_ft.backends.routed import RoutedBackend
-from debate_ft.bases import adapter_bases, base_configs, default_base
+from debate_ft.bases import agent_bases, base_configs, default_base
 from debate_ft.config import LORA_RANKS, Config, GenerationConfig
 from debate_ft.debate import RunDebates
 from debate_ft.errors import ConfigError
@@ -60,7 +60,8 @@ def vllm_command(run_dir: Path, iteration: int | None = None) -> str:
         )
     _, adapters = trained_adapters(run_dir, iteration)
     rank = min(r for r in LORA_RANKS if r >= max(config.train.lora_r, config.backend.max_lora_rank))
-    command = server_command(config.model, replace(config.backend, max_lora_rank=rank), False, BASE_MODEL)
+    base = base_configs(config)[default_base(config)]  # agents.models may name one base other than `model`
+    command = server_command(base, replace(config.backend, max_lora_rank=rank), False, BASE_MODEL)
     if adapters:
         command += ["--lora-modules", *(f"{served_name(name, path)}={path}" for name, path in adapters.items())]
     return shlex.join(command)
@@ -86,18 +87,17 @@ class ServedSociety:
         config = saved_config(run_dir)
         iteration, adapters = trained_adapters(run_dir, iteration)
         hf = replace(config.backend, name="hf", device=device)
-        engines = {key: (lambda m=model: HFBackend.from_config(m, hf)) for key, model in base_configs(config).items()}
-        backend = RoutedBackend(engines, default_base(config), adapter_bases(config))
+        backend = RoutedBackend.for_society(config, lambda model: HFBackend.from_config(model, hf))
         for name, path in adapters.items():
             backend.load_adapter(name, path)
         return cls(config, backend, get_task(config.dataset), RunDebates(config, backend), iteration, adapters)
 
     def bases(self) -> list[str]:
         """A mixed society's base models, served by their keys."""
-        return list(self.config.agents.models) if self.config.agents.mixed else []
+        return [key for key in dict.fromkeys(agent_bases(self.config)) if key]
 
     def models(self) -> list[str]:
-        return [BASE_MODEL, *dict.fromkeys(self.bases()), *self.adapters, *self.aliases, SOCIETY_MODEL]
+        return [BASE_MODEL, *self.bases(), *self.adapters, *self.aliases, SOCIETY_MODEL]
 
     def adapter(self, model: str) -> str | None:
         """The adapter a served model name stands for (None: a base model)."""
