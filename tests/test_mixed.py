@@ -107,27 +107,27 @@ def test_routing_sends_each_row_to_its_base_in_order(tmp_path):
         routed.generate([Request([], model="c")], SAMPLING, seed=0)
 
 
+def mixed_debate(folder, answers: dict[str, str], *overrides: str):
+    """The test debate of a mixed society whose base `key` always answers `answers[key]` (fake engines), its
+    records and its RunDebates."""
+    config = compose_config("+dataset=arithmetic", *overrides)
+    backend = RoutedBackend.for_society(config, lambda model: FakeBackend(answering(answers[model.name])))
+    debates = RunDebates(config, backend, folder)
+    return debates.run(get_task(config.dataset), 0, "test", "debate"), debates
+
+
 def test_summaries_are_written_by_agent_zeros_base(tmp_path):
-    config = compose_config(
-        "+dataset=arithmetic", "agents.n=2", "dataset.test_size=2", "debate.summarize=true",
-        "agents.models=[gemma3-270m,smollm2]",
-    )  # fmt: skip
-    engines = {"gemma3-270m": FakeBackend(answering("1")), "smollm2": FakeBackend(answering("2"))}
-    assert RoutedBackend.for_society(config, lambda model: engines[model.name]).engines == engines
-    backend = RoutedBackend(engines, default_base(config), adapter_bases(config))
-    records = RunDebates(config, backend, tmp_path).run(get_task(config.dataset), 0, "test", "debate")
+    answers = {"gemma3-270m": "1", "smollm2": "2"}
+    models = "agents.models=[gemma3-270m,smollm2]"
+    records, _ = mixed_debate(tmp_path, answers, models, "agents.n=2", "dataset.test_size=2", "debate.summarize=true")
     summaries = {turn.summary for record in records for turn in record.turns if turn.round == 2}
     assert summaries == {"The answer is 1."}  # agent 0's base (gemma3-270m here) summarised for both critics
 
 
 def test_each_agent_speaks_on_its_own_base_in_every_round(tmp_path):
-    config = compose_config(
-        "+dataset=arithmetic", "agents.n=3", "debate.rounds=2", "dataset.test_size=4",
-        "agents.models=[smollm2,gemma3-270m,smollm2]", f"run.root={tmp_path}",
-    )  # fmt: skip
-    engines = {"smollm2": FakeBackend(answering("1")), "gemma3-270m": FakeBackend(answering("2"))}
-    backend = RoutedBackend(engines, default_base(config), adapter_bases(config))
-    records = RunDebates(config, backend, tmp_path).run(get_task(config.dataset), 0, "test", "debate")
+    answers = {"smollm2": "1", "gemma3-270m": "2"}
+    overrides = ("agents.n=3", "dataset.test_size=4", "agents.models=[smollm2,gemma3-270m,smollm2]")
+    records, debates = mixed_debate(tmp_path, answers, *overrides)
     for record in records:
         by_agent = {(t.round, t.agent): (t.model, t.answer) for t in record.turns}
         for round_ in (1, 2):
@@ -137,7 +137,7 @@ def test_each_agent_speaks_on_its_own_base_in_every_round(tmp_path):
     (path,) = (tmp_path / "iter0").glob("test_3x2.jsonl")
     assert json.loads(path.read_text().splitlines()[0])["turns"][1]["model"] == "gemma3-270m"
     assert [t.model for t in read(path)[0].turns] == [t.model for t in records[0].turns]  # read back alike
-    self_consistency = RunDebates(config, backend, tmp_path).debate(get_task(config.dataset), (), "self_consistency")
+    self_consistency = debates.debate(get_task(debates.config.dataset), (), "self_consistency")
     assert self_consistency.society.models == ("smollm2", "gemma3-270m", "smollm2") * 2  # cycles with the agents
 
 
@@ -150,20 +150,17 @@ class ByteScorer:
 
 
 def test_nll_across_tokenizers_is_per_byte_and_kl_uses_the_authors_base(tmp_path):
-    config = compose_config(
-        "+dataset=arithmetic", "agents.n=2", "debate.rounds=1", "dataset.test_size=2",
-        "agents.models=[smollm2,gemma3-270m]",
-    )  # fmt: skip
-    engines = {"smollm2": FakeBackend(answering("3")), "gemma3-270m": FakeBackend(answering("4"))}
-    backend = RoutedBackend(engines, "smollm2", adapter_bases(config))
-    records = RunDebates(config, backend, tmp_path).run(get_task(config.dataset), 0, "test", "debate")
+    answers = {"smollm2": "3", "gemma3-270m": "4"}
+    overrides = ("agents.models=[smollm2,gemma3-270m]", "agents.n=2", "debate.rounds=1", "dataset.test_size=2")
+    records, debates = mixed_debate(tmp_path, answers, *overrides)
     renamed = {"smollm2": "a", "gemma3-270m": "b"}
     records = [replace(r, turns=tuple(replace(t, model=renamed[t.model]) for t in r.turns)) for r in records]
     scores = score_society(ByteScorer(), records)
     # each text is 16 bytes: 8 tokens under a, 16 under b, -1 each
     assert np.allclose(scores.nll(), [[0.5, 0.5], [1.0, 1.0]])  # rows: the scorer
     assert list(scores.tokens[:2]) == [8, 16]  # each turn counted by its author's tokenizer
-    row, kl, matrix = measure(records, get_task(config.dataset), ByteScorer(), lambda texts: np.ones((len(texts), 2)))
+    task, same_vector = get_task(debates.config.dataset), lambda texts: np.ones((len(texts), 2))
+    row, kl, matrix = measure(records, task, ByteScorer(), same_vector)
     assert row["nll_unit"] == "byte" and math.isclose(row["nll_self"], 0.75)
     assert list(kl["kl_token"]) == [0.0, 0.0]  # each agent is its own base: nothing moved
 
