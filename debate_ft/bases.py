@@ -9,6 +9,8 @@ its one base, as before mixing existed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -50,9 +52,15 @@ def base_configs(config: Config) -> dict[str, ModelConfig]:
     return {key: model_config(key, config.model) for key in keys}
 
 
+def society_label(models: Sequence[str]) -> str | None:
+    """Bases as a label: the one name when every agent shares it, else each agent's joined by '+'; None for
+    none (an agents.models left empty)."""
+    return "+".join(models) if len(set(models)) > 1 else next(iter(models), None)
+
+
 def society_name(config: Config) -> str:
-    """The society's base models as a label: one name, or each agent's joined by '+'."""
-    return "+".join(config.agents.models) if config.agents.mixed else default_base(config)
+    """The society's base models as a label (`model`'s name when agents.models is empty)."""
+    return society_label(config.agents.models) or config.model.name
 
 
 def adapter_bases(config: Config) -> dict[str, str]:

@@ -258,7 +258,7 @@ class AgentsConfig:
             not self.models or len(self.models) == self.n,
             f"agents.models names {len(self.models)} base models for agents.n={self.n} agents: give one per agent",
         )
-        known = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
+        known = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml")) if self.models else []
         for entry in self.models:
             _check(
                 is_model_folder(entry) or entry in known,

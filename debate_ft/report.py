@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from debate_ft import plots, results
+from debate_ft.bases import society_label
 from debate_ft.browser import write_browser
 from debate_ft.errors import DataError
 from debate_ft.flow.compare import comparisons
@@ -65,7 +66,7 @@ def run_settings(folder: Path) -> dict:
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, list):  # agents.models: one name for a one-base society, else each agent's
-            value = "+".join(map(str, value)) if len(set(map(str, value))) > 1 else (value or [None])[0]
+            value = society_label([str(entry) for entry in value])
         settings[column] = value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
     return settings
 

@@ -15,7 +15,7 @@ from conftest import compose_config, tiny_run
 from debate_ft.backends import Request
 from debate_ft.backends.fake import FakeBackend
 from debate_ft.backends.routed import RoutedBackend
-from debate_ft.bases import adapter_bases, agent_bases, base_configs, default_base, model_config
+from debate_ft.bases import adapter_bases, agent_bases, base_configs, default_base, model_config, society_name
 from debate_ft.config import GenerationConfig, ModelConfig, to_dict
 from debate_ft.debate import RunDebates
 from debate_ft.diversity import measure, score_society
@@ -53,7 +53,8 @@ def test_config_checks_one_line_each():
             compose_config(*base, *overrides.split())
     # one base for all agents is no mixed society: shared adapters and vLLM stay allowed
     same = compose_config(*base, "agents.models=[gemma3-270m,gemma3-270m,gemma3-270m]", "ft_method=majority_ft")
-    assert not same.agents.mixed and default_base(same) == "gemma3-270m"
+    assert not same.agents.mixed and default_base(same) == society_name(same) == "gemma3-270m"
+    assert society_name(compose_config(*base)) == "smollm2"  # no agents.models: `model`
     assert agent_bases(same) == (None, None, None) and adapter_bases(same)["shared"] == "gemma3-270m"
 
 
@@ -76,6 +77,7 @@ def test_a_mixed_config_names_each_agents_base_and_adapter_owner(tiny_model_dir)
     owners = adapter_bases(config)
     assert owners["gen1"] == owners["crit1"] == str(tiny_model_dir) and owners["crit2"] == "smollm2"
     assert "shared" not in owners
+    assert society_name(config) == f"smollm2+{tiny_model_dir}+smollm2"  # each agent's, in order
 
 
 class Scorer(FakeBackend):
