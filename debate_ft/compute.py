@@ -5,7 +5,8 @@ Agent `all` is the stage as a whole, with its wall seconds. The other rows split
 crit1, ..., `summary` for the summarizer, `base` for untagged requests); their seconds stay empty, because one
 batched call generates for every agent at once. Training's rows count examples as requests; its `all` row
 has the wall seconds of all adapters' training. A re-run adds to a stage's rows only the work it did, so a
-resumed stage sums its parts.
+resumed stage sums its parts; an open stage writes its work every `Ledger.flush_every` seconds, so a killed one
+loses at most that much of its accounting (work a kill threw away and a resume redid is counted: it was spent).
 """
 
 from __future__ import annotations
@@ -26,33 +27,46 @@ from debate_ft.tables import COMPUTE_COUNTS, COMPUTE_KEY
 
 
 class Ledger:
-    """Tallies of the stage open now, written to compute.csv when the stage closes."""
+    """Tallies of the stage open now, written to compute.csv as it goes and when the stage closes."""
+
+    flush_every = 60.0  # seconds between an open stage's writes
 
     def __init__(self, run_dir: Path):
         self.path = RunDir(run_dir).compute
         self._open: tuple | None = None
-        self._tally: dict[str, dict[str, int]] = {}
-        self._calls = 0
+        self._worked = False
+        self._restart()
+
+    def _restart(self) -> None:
+        self._tally: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COMPUTE_COUNTS[:4], 0))
+        self._calls, self._since = 0, time.perf_counter()
 
     @contextlib.contextmanager
     def stage(self, iteration: int, stage: str, split: str = "") -> Iterator[None]:
-        self._open, self._calls = (iteration, stage, split), 0
-        self._tally = defaultdict(lambda: dict.fromkeys(COMPUTE_COUNTS[:4], 0))
-        start = time.perf_counter()
+        self._open, self._worked = (iteration, stage, split), False
+        self._restart()
         try:
             yield
         finally:
-            seconds, tally, self._open = time.perf_counter() - start, self._tally, None
-            if tally:  # a stage a resumed run found finished did no work and leaves its rows alone
-                total = {c: sum(t[c] for t in tally.values()) for c in COMPUTE_COUNTS[1:4]}
-                rows = [{"agent": "all", "calls": self._calls, **total, "seconds": seconds}]
-                rows += [{"agent": agent, **counts} for agent, counts in sorted(tally.items())]
-                self.write([{"iteration": iteration, "stage": stage, "split": split, **row} for row in rows])
+            if self._worked:  # a stage a resumed run found finished did no work and leaves its rows alone
+                self._flush()
+            self._open = None
+
+    def _flush(self) -> None:
+        """Add the open stage's work and seconds since the last write to compute.csv."""
+        seconds, tally, calls = time.perf_counter() - self._since, self._tally, self._calls
+        self._restart()
+        total = {c: sum(t[c] for t in tally.values()) for c in COMPUTE_COUNTS[1:4]}
+        rows = [{"agent": "all", "calls": calls, **total, "seconds": seconds}]
+        rows += [{"agent": agent, **counts} for agent, counts in sorted(tally.items())]
+        iteration, stage, split = self._open
+        self.write([{"iteration": iteration, "stage": stage, "split": split, **row} for row in rows])
 
     def count(self, agents: Sequence[str], prompt_tokens: Sequence[int | None], generated: Sequence[int]) -> None:
         """One backend call's requests, by agent; outside an open stage it is not accounted."""
         if self._open is None:
             return
+        self._worked = True
         self._calls += 1
         for agent in set(agents):
             self._tally[agent]["calls"] += 1
@@ -61,6 +75,8 @@ class Ledger:
             counts["requests"] += 1
             counts["prompt_tokens"] += prompt or 0
             counts["generated_tokens"] += made
+        if time.perf_counter() - self._since >= self.flush_every:
+            self._flush()
 
     def record(self, iteration: int, stage: str, split: str, requests: dict[str, int], seconds: float) -> None:
         """A stage that does not go through the backend (training): its requests (examples) by agent."""

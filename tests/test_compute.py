@@ -51,6 +51,22 @@ def test_a_resumed_stage_adds_up_and_a_finished_one_writes_nothing(tmp_path):
     assert list(table["prompt_tokens"]) == [4, 4] and list(table["calls"]) == [2, 2]
 
 
+def test_an_open_stage_writes_as_it_goes_so_a_kill_keeps_its_accounting(tmp_path):
+    ledger = Ledger(tmp_path)
+    ledger.flush_every = 0.0  # every call
+    backend = Metered(Words(), ledger)
+    ask = [Request([{"role": "user", "content": "x y"}], agent="gen0")] * 3
+    with ledger.stage(0, "debate", "test"):
+        backend.generate(ask, GenerationConfig(), 0)
+        written = pd.read_csv(tmp_path / COMPUTE_FILE)  # what a kill here would leave
+        backend.generate(ask[:1], GenerationConfig(), 0)
+    assert list(written["requests"]) == [3, 3] and written["seconds"].iloc[0] > 0
+    table = pd.read_csv(tmp_path / COMPUTE_FILE)
+    assert list(table["agent"]) == ["all", "gen0"] and list(table["requests"]) == [4, 4]
+    assert list(table["calls"]) == [2, 2] and list(table["generated_tokens"]) == [12, 12]
+    assert table["seconds"].iloc[0] >= written["seconds"].iloc[0]
+
+
 def test_report_prints_the_stage_breakdown(diversity_run, tmp_path, capsys):
     assert report.main([str(diversity_run), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out.split("compute per stage")[1].split("debate accuracy and diversity")[0]
