@@ -5,8 +5,9 @@ Agent `all` is the stage as a whole, with its wall seconds. The other rows split
 crit1, ..., `summary` for the summarizer, `base` for untagged requests); their seconds stay empty, because one
 batched call generates for every agent at once. Training's rows count examples as requests; its `all` row
 has the wall seconds of all adapters' training. A re-run adds to a stage's rows only the work it did, so a
-resumed stage sums its parts; an open stage writes its work every `Ledger.flush_every` seconds, so a killed one
-loses at most that much of its accounting (work a kill threw away and a resume redid is counted: it was spent).
+resumed stage sums its parts; an open stage writes its work after each call that ends `Ledger.flush_every` seconds
+or more after its last write, so a killed one loses at most that much and the call in flight (work a kill threw
+away and a resume redid is counted: it was spent).
 """
 
 from __future__ import annotations
