@@ -145,6 +145,7 @@ class Scores:
     by_agent: np.ndarray  # (turns, agents)
     base: np.ndarray  # (turns,)
     nll_units: np.ndarray  # (turns,) what the NLL matrix is per: tokens, or UTF-8 bytes where tokenizers differ
+    nll_unit: str  # "token" or "byte"
 
     def kl(self) -> pd.DataFrame:
         """Per agent: mean of log p_agent - log p_base over its own turns, per token and per response."""
@@ -191,8 +192,11 @@ def score_society(backend: Backend, records: Sequence[Record]) -> Scores:
     table = sums.reshape(len(turns), agents + 1)
     authors = np.array([turn.author for turn in turns])
     own = tokens.reshape(len(turns), agents + 1)[:, agents]  # counted by the author's own tokenizer
-    units = np.array([len(turn.response.encode()) for turn in turns]) if mixed_bases(records) else own
-    return Scores(authors, own, table[:, :agents], table[:, agents], units)
+    if mixed_bases(records):  # tokenizers differ: UTF-8 bytes are the unit they share
+        units, unit = np.array([len(turn.response.encode()) for turn in turns]), "byte"
+    else:
+        units, unit = own, "token"
+    return Scores(authors, own, table[:, :agents], table[:, agents], units, unit)
 
 
 def likelihood_summary(matrix: np.ndarray) -> dict:
@@ -217,11 +221,11 @@ def measure(
     skipped = {}
     try:
         scores = score_society(backend, scored)
-        kl, matrix = scores.kl(), scores.nll()
+        kl, matrix, unit = scores.kl(), scores.nll(), scores.nll_unit
     except LogprobsUnsupported as error:  # e.g. a hosted API: the embedding and vote metrics still apply
         agents = len(last_round(records[0].turns))
         kl = pd.DataFrame({"agent": range(agents), "kl_token": math.nan, "kl_response": math.nan})
-        matrix, skipped = np.full((agents, agents), math.nan), {"likelihood_skipped": str(error)}
+        matrix, unit, skipped = np.full((agents, agents), math.nan), None, {"likelihood_skipped": str(error)}
         console().print(f"diversity: skipped {', '.join(LIKELIHOOD_METRICS)}: {error}")
     row = {
         "agents": len(matrix),
@@ -232,7 +236,7 @@ def measure(
         "kl_token": float(kl["kl_token"].mean()),
         "kl_response": float(kl["kl_response"].mean()),
         **likelihood_summary(matrix),
-        "nll_unit": "byte" if mixed_bases(records) else "token",
+        "nll_unit": unit,
         **skipped,
     }
     return row, kl, matrix

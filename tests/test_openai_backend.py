@@ -99,5 +99,6 @@ def test_without_prompt_logprobs_diversity_skips_the_likelihood_metrics(backend,
     out = capsys.readouterr().out
     assert "skipped kl_token, kl_response, nll_self, nll_cross, nll_pair_gap" in out and "(completions" in out
     assert math.isnan(row["kl_token"]) and math.isnan(row["nll_cross"]) and np.isnan(matrix).all()
+    assert row["nll_unit"] is None  # no NLL was measured, so it has no unit
     assert not math.isnan(row["dissimilarity"]) and "echo + logprobs" in row["likelihood_skipped"]
     assert list(kl["agent"]) == [0, 1]
